@@ -1,0 +1,400 @@
+"""Where data comes from: a source name becomes an unbatched `tf.data.Dataset` and a `DataSpec`.
+
+Source names:
+
+- `tfds:<name>`: a TensorFlow Datasets image dataset (`mnist`, `fashion_mnist`, `cifar10`, ...),
+  downloaded and prepared by tensorflow-datasets on first use;
+- `npz:<path>`: a NumPy `.npz` file with array `x` (images `N,H,W[,C]` or vectors `N,D`) and
+  optional integer labels `y`;
+- `images:<dir>`: a folder of PNG/JPEG/BMP/GIF files; one subfolder per class gives labels;
+- an embedded dataset generated in-process, no download: `shapes`, `ring`, `grid`
+  (see `datasets.embedded`).
+
+Every dataset yields dicts `{"x": ..., "y": ...}` (`y` only when labelled; `shapes` also yields
+its true generative `factors`). Images keep their stored dtype (usually uint8); vectors are
+float32. Scaling into the range a model works in is the pipeline's job (`datasets.pipeline`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from datasets import embedded
+from zoo.registry import DataError, Registry, UsageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What a model is built from and how data maps to and from the model's range.
+
+    Attributes:
+      name: the source name as given (`tfds:mnist`, `shapes`, ...).
+      shape: shape of one example's `x`: `(H, W, C)` for images, `(D,)` for vectors.
+      value_range: `(low, high)` of bounded data such as images (`(0, 255)` for uint8);
+        None for unbounded vectors, which are standardised with `loc` and `scale` instead.
+      loc, scale: per-feature mean and standard deviation of unbounded vectors.
+      num_classes: number of label classes; 0 for unlabelled data.
+      class_names: a name per class, when known.
+      num_examples: size of the split, when known.
+      factor_names: names of the true generative factors in `factors`, when the data has them.
+      in_memory: whether the examples are already held in memory (no need to cache).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    value_range: tuple[float, float] | None = (0.0, 255.0)
+    loc: tuple[float, ...] | None = None
+    scale: tuple[float, ...] | None = None
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    num_examples: int | None = None
+    factor_names: tuple[str, ...] = ()
+    in_memory: bool = True
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+Loader = Callable[[str, str, "int | None"], "tuple[tf.data.Dataset, DataSpec]"]
+SCHEMES: Registry[Loader] = Registry("dataset scheme")
+EMBEDDED: Registry[Loader] = Registry("embedded dataset")
+
+
+def accepted_names() -> str:
+    schemes = ", ".join(f"{s}:<...>" for s in SCHEMES.names())
+    return f"{schemes}, or an embedded dataset: {', '.join(EMBEDDED.names())}"
+
+
+def load(name: str, split: str = "train", image_size: int | None = None):
+    """Returns `(dataset, spec)` for a source name; raises UsageError/DataError on bad input."""
+    if image_size is not None and image_size <= 0:
+        raise UsageError(f"--image_size={image_size} must be a positive number of pixels")
+    scheme, sep, argument = name.partition(":")
+    if sep:
+        if scheme not in SCHEMES:
+            raise UsageError(f"unknown dataset {name!r}; accepted: {accepted_names()}")
+        if not argument:
+            raise UsageError(f"dataset {name!r} names no {scheme} source after the colon")
+        return SCHEMES.get(scheme)(argument, split, image_size)
+    if name not in EMBEDDED:
+        raise UsageError(f"unknown dataset {name!r}; accepted: {accepted_names()}")
+    return EMBEDDED.get(name)(name, split, image_size)
+
+
+def _check_split(name: str, split: str) -> None:
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r} for dataset {name!r}; accepted: {', '.join(SPLITS)}")
+
+
+def from_arrays(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    class_names: tuple[str, ...] = (),
+    factors: np.ndarray | None = None,
+    factor_names: tuple[str, ...] = (),
+    image_size: int | None = None,
+):
+    """Dataset and spec of in-memory arrays; validates what a user's file could get wrong."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim not in (2, 4):
+        raise DataError(
+            f"{name}: x has shape {x.shape}; expected images (N, H, W), (N, H, W, C) or vectors (N, D)"
+        )
+    if len(x) == 0:
+        raise DataError(f"{name}: x holds no examples")
+    if x.ndim == 4 and x.shape[-1] not in (1, 3):
+        raise DataError(f"{name}: images have {x.shape[-1]} channels; accepted: 1 or 3")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"{name}: x has dtype {x.dtype}; expected integers or floats")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"{name}: x holds NaN or infinite values")
+    num_classes = 0
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(x):
+            raise DataError(f"{name}: y has {len(y)} labels for {len(x)} examples")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{name}: y must hold integer class indices 0, 1, 2, ...; got dtype {y.dtype}")
+        if y.min() < 0:
+            raise DataError(f"{name}: y must hold class indices 0, 1, 2, ...; found label {y.min()}")
+        num_classes = int(y.max()) + 1
+        y = y.astype(np.int64)
+    value_range = _image_range(name, x) if x.ndim == 4 else None
+    if image_size is not None and x.ndim == 4 and x.shape[1:3] != (image_size, image_size):
+        x = _resize(x, image_size, value_range)
+    elements = {"x": x}
+    if y is not None:
+        elements["y"] = y
+    if factors is not None:
+        elements["factors"] = factors.astype(np.float32)
+    if x.ndim == 4:
+        loc = scale = None
+    else:
+        x = elements["x"] = x.astype(np.float32)
+        loc = tuple(float(v) for v in x.mean(axis=0))
+        # A constant feature would divide by zero; leave it unscaled instead.
+        scale = tuple(float(v) if v > 0 else 1.0 for v in x.std(axis=0))
+    spec = DataSpec(
+        name=name,
+        shape=tuple(int(d) for d in x.shape[1:]),
+        value_range=value_range,
+        loc=loc,
+        scale=scale,
+        num_classes=num_classes,
+        class_names=tuple(class_names) or tuple(str(i) for i in range(num_classes)),
+        num_examples=len(x),
+        factor_names=tuple(factor_names),
+        in_memory=True,
+    )
+    return tf.data.Dataset.from_tensor_slices(elements), spec
+
+
+def _image_range(name: str, x: np.ndarray) -> tuple[float, float]:
+    if x.dtype == np.uint8:
+        return (0.0, 255.0)
+    low, high = float(x.min()), float(x.max())
+    # Float images usually live in [0, 1] or [-1, 1]; keep those conventions when they fit.
+    for candidate in ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0)):
+        if candidate[0] <= low and high <= candidate[1]:
+            return candidate
+    if high <= low:
+        raise DataError(f"{name}: images have one constant value {low}; nothing to learn")
+    return (low, high)
+
+
+def _resize(x: np.ndarray, size: int, value_range: tuple[float, float]) -> np.ndarray:
+    # Antialiased resizing overshoots at edges; clip back into the data's range.
+    resized = np.clip(tf.image.resize(x, (size, size), antialias=True).numpy(), *value_range)
+    if np.issubdtype(x.dtype, np.integer):
+        resized = np.round(resized)
+    return resized.astype(x.dtype)
+
+
+# --- npz -------------------------------------------------------------------------------------
+
+
+@SCHEMES.register("npz")
+def load_npz(path: str, split: str, image_size: int | None):
+    """`npz:<path>`: array `x`, optional labels `y`; the file is one split (`--split` ignored)."""
+    name = f"npz:{path}"
+    if not os.path.isfile(path):
+        raise UsageError(f"dataset {name!r}: no such file {path!r}; expected an existing .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if "x" not in arrays.files:
+                found = ", ".join(arrays.files) or "nothing"
+                raise DataError(
+                    f"{path}: has no array 'x' (found: {found}); save data as np.savez(path, x=..., y=...)"
+                )
+            x = arrays["x"]
+            y = arrays["y"] if "y" in arrays.files else None
+    except DataError:
+        raise
+    except Exception as error:  # numpy raises several types for a file that is not an npz
+        raise DataError(f"{path}: cannot be read as a NumPy .npz archive ({type(error).__name__})") from None
+    return from_arrays(name, x, y, image_size=image_size)
+
+
+# --- images:<dir> ----------------------------------------------------------------------------
+
+
+@SCHEMES.register("images")
+def load_images(directory: str, split: str, image_size: int | None):
+    """`images:<dir>`: every image file, labelled by class subfolder when there are subfolders."""
+    name = f"images:{directory}"
+    if not os.path.isdir(directory):
+        raise UsageError(f"dataset {name!r}: no such directory {directory!r}")
+    files, labels, class_names = _list_images(directory)
+    if not files:
+        raise UsageError(
+            f"dataset {name!r}: no image files ({' '.join(IMAGE_EXTENSIONS)}) in {directory!r}"
+        )
+    images = []
+    for path in files:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.OpError):
+            raise DataError(f"{path}: not a readable image (corrupt or not PNG/JPEG/BMP/GIF)") from None
+        if image_size is not None:
+            image = _resize(image[None], image_size, (0, 255))[0]
+        images.append(image)
+    channels = 3 if any(image.shape[-1] >= 3 for image in images) else 1
+    images = [_to_channels(image, channels) for image in images]
+    sizes = {image.shape[:2] for image in images}
+    if len(sizes) > 1:
+        examples = {}
+        for path, image in zip(files, images):
+            examples.setdefault(image.shape[:2], path)
+        listed = ", ".join(f"{os.path.basename(p)} is {h}x{w}" for (h, w), p in list(examples.items())[:3])
+        raise DataError(
+            f"images in {directory!r} have mixed sizes ({listed}); pass --image_size=N to resize all to NxN"
+        )
+    x = np.stack(images)
+    y = np.asarray(labels, np.int64) if class_names else None
+    return from_arrays(name, x, y, class_names=tuple(class_names))
+
+
+def _list_images(directory: str):
+    def images_in(folder):
+        return sorted(
+            os.path.join(folder, f)
+            for f in os.listdir(folder)
+            if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f))
+        )
+
+    subfolders = sorted(
+        d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)) and not d.startswith(".")
+    )
+    classes = [d for d in subfolders if images_in(os.path.join(directory, d))]
+    top = images_in(directory)
+    if classes and top:
+        raise UsageError(
+            f"dataset 'images:{directory}' has images both at the top ({os.path.basename(top[0])}) "
+            f"and in class subfolders ({classes[0]}/); put every image in a class subfolder or none"
+        )
+    if not classes:
+        return top, [], []
+    files, labels = [], []
+    for label, class_name in enumerate(classes):
+        found = images_in(os.path.join(directory, class_name))
+        files += found
+        labels += [label] * len(found)
+    return files, labels, classes
+
+
+def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    if image.shape[-1] in (2, 4):  # drop alpha
+        image = image[..., :-1]
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image, 3, axis=-1)
+    return image[..., :1]
+
+
+# --- tfds:<name> -----------------------------------------------------------------------------
+
+
+@SCHEMES.register("tfds")
+def load_tfds(dataset_name: str, split: str, image_size: int | None):
+    """`tfds:<name>`: the first Image feature as `x`, the first ClassLabel feature as `y`."""
+    import tensorflow_datasets as tfds  # imported here: slow to import and needed by this source only
+
+    name = f"tfds:{dataset_name}"
+    try:
+        builder = tfds.builder(dataset_name)
+    except (tfds.core.registered.DatasetNotFoundError, ValueError, AssertionError) as error:
+        raise UsageError(
+            f"unknown dataset {name!r}: tensorflow-datasets has no dataset, version or config "
+            f"{dataset_name!r} ({_first_line(error)}); e.g. tfds:mnist, tfds:fashion_mnist, tfds:cifar10"
+        ) from None
+    info = builder.info
+    if info.splits and split not in info.splits:
+        raise UsageError(f"dataset {name!r} has no split {split!r}; accepted: {', '.join(info.splits)}")
+    image_key, label_key = _tfds_keys(info.features)
+    if image_key is None:
+        raise UsageError(f"dataset {name!r} has no image feature; tfds: sources must be image datasets")
+    try:
+        dataset = tfds.load(dataset_name, split=split, shuffle_files=True)
+    except Exception as error:  # download and preparation fail in many ways; say which
+        raise DataError(
+            f"could not load {name!r} ({type(error).__name__}: {_first_line(error)}); "
+            "tensorflow-datasets downloads it on first use, which needs internet access"
+        ) from None
+    shape = tuple(info.features[image_key].shape)
+    if image_size is not None:
+        shape = (image_size, image_size, shape[-1])
+    elif None in shape:
+        raise UsageError(f"dataset {name!r} has images of varying sizes; pass --image_size=N")
+    label = info.features[label_key] if label_key else None
+
+    def to_example(features):
+        image = features[image_key]
+        if image_size is not None:
+            image = tf.cast(tf.clip_by_value(tf.round(
+                tf.image.resize(image, (image_size, image_size), antialias=True)), 0, 255), tf.uint8)
+        example = {"x": image}
+        if label_key:
+            example["y"] = tf.cast(features[label_key], tf.int64)
+        return example
+
+    split_info = info.splits[split] if info.splits and split in info.splits else None
+    spec = DataSpec(
+        name=name,
+        shape=tuple(int(d) for d in shape),
+        value_range=(0.0, 255.0),
+        num_classes=label.num_classes if label else 0,
+        class_names=tuple(label.names) if label else (),
+        num_examples=split_info.num_examples if split_info else None,
+        in_memory=False,
+    )
+    return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE), spec
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def _tfds_keys(features):
+    import tensorflow_datasets as tfds
+
+    image_key = label_key = None
+    for key, feature in features.items():
+        if image_key is None and isinstance(feature, tfds.features.Image):
+            image_key = key
+        if label_key is None and isinstance(feature, tfds.features.ClassLabel):
+            label_key = key
+    return image_key, label_key
+
+
+# --- embedded --------------------------------------------------------------------------------
+
+EMBEDDED_SIZES = {"train": 20000, "test": 4000}
+# Fixed seeds: an embedded dataset is the same data for everyone, like a downloaded one.
+EMBEDDED_SEEDS = {"train": 0, "test": 1}
+
+
+@EMBEDDED.register("shapes")
+def load_shapes(name: str, split: str, image_size: int | None):
+    """`shapes`: 28x28 drawings of circles, squares, triangles and crosses, with true factors."""
+    _check_split(name, split)
+    size = image_size or 28
+    data = embedded.shapes(EMBEDDED_SIZES[split], EMBEDDED_SEEDS[split], size=size)
+    factors = np.stack([data[f] for f in embedded.SHAPE_FACTORS], axis=1)
+    return from_arrays(
+        name,
+        data["x"],
+        data["y"],
+        class_names=embedded.SHAPE_CLASSES,
+        factors=factors,
+        factor_names=embedded.SHAPE_FACTORS,
+    )
+
+
+def _toy(generate):
+    def load_toy(name: str, split: str, image_size: int | None):
+        _check_split(name, split)
+        data = generate(EMBEDDED_SIZES[split], EMBEDDED_SEEDS[split])
+        return from_arrays(name, data["x"], data["y"])
+
+    load_toy.__doc__ = f"`{generate.__name__}`: {generate.__doc__.splitlines()[0]}"
+    return load_toy
+
+
+EMBEDDED.add("ring", _toy(embedded.ring))
+EMBEDDED.add("grid", _toy(embedded.grid))

@@ -1,0 +1,46 @@
+"""Shared test set-up: quiet TensorFlow, and helpers every test module may use."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+import zoo  # noqa: E402
+
+# Small enough that every model builds and steps in well under a second.
+TINY_ARGUMENTS = {"latent_dim": 4, "width": 8, "depth": 1}
+# Data shapes tried in order; each model trains on the first one it accepts.
+TINY_SHAPES = [(2,), (28, 28, 1)]
+
+
+def tiny_model(name, **overrides):
+    """A tiny instance of the registered model `name` on the first data shape it accepts."""
+    model_class = zoo.get(name)
+    shape = tiny_shape(name)
+    arguments = {k: v for k, v in TINY_ARGUMENTS.items() if k in model_class.arguments()}
+    activation = "tanh" if len(shape) == 3 else "linear"
+    return model_class(data_shape=shape, output_activation=activation, **{**arguments, **overrides})
+
+
+def tiny_shape(name):
+    model_class = zoo.get(name)
+    for shape in TINY_SHAPES:
+        try:
+            model_class.check_data(shape, 0)
+            return shape
+        except zoo.UsageError:
+            continue
+    raise AssertionError(f"model {name} accepts none of the test shapes {TINY_SHAPES}")
+
+
+def all_finite(values):
+    return all(math.isfinite(float(v)) for v in values)
+
+
+@pytest.fixture(params=zoo.names())
+def model_name(request):
+    """Every registered model, one test each."""
+    return request.param

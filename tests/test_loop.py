@@ -1,0 +1,169 @@
+"""The training loop, driven by a toy model whose every step is predictable."""
+
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainers.loop import ExponentialMovingAverage, Trainer, TrainerConfig
+from zoo.base import GenerativeModel
+from zoo.registry import TrainingError
+
+
+class Counter(GenerativeModel):
+    """Adds each batch's mean to a weight; its 'loss' turns NaN once the weight passes a limit."""
+
+    def __init__(self, nan_after=1e9, **kwargs):
+        super().__init__(data_shape=(1,), output_activation="linear", **kwargs)
+        self.nan_after = nan_after
+        self.net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+        self.optimizer_ = keras.optimizers.SGD(1.0)
+
+    @property
+    def sampling_network(self):
+        return self.net
+
+    def build_optimizers(self):
+        self.optimizer_.build(self.net.trainable_variables)
+
+    def train_step(self, batch):
+        kernel = self.net.trainable_variables[0]
+        kernel.assign_add(tf.fill(kernel.shape, tf.reduce_mean(batch["x"])))
+        value = tf.reduce_sum(tf.convert_to_tensor(kernel))
+        loss = tf.where(value > self.nan_after, tf.constant(np.nan), value)
+        return {"loss": loss, "noise": keras.random.uniform((), seed=self.seed_generator)}
+
+    def latents(self, num, seed=None):
+        return self.normal((num, 1), seed)
+
+    def generate(self, latents, training=False):
+        return self.net(latents, training=training)
+
+
+def ones():
+    return tf.data.Dataset.from_tensors({"x": tf.ones((4, 1))}).repeat()
+
+
+def trainer(tmp_path, model=None, **config):
+    settings = dict(steps_per_call=5, checkpoint_every=10, log_every=5, sample_every=10)
+    settings.update(config)
+    lines = []
+    result = Trainer(model or Counter(), ones(), str(tmp_path), TrainerConfig(**settings), log=lines.append)
+    result.lines = lines
+    return result
+
+
+def kernel(trainer_):
+    return float(trainer_.model.net.trainable_variables[0].numpy().sum())
+
+
+def test_runs_exactly_the_requested_steps_and_averages_metrics(tmp_path):
+    run = trainer(tmp_path, steps_per_call=4, log_every=100, checkpoint_every=100, sample_every=100)
+    metrics = run.train(7)  # calls of 4 and 3 steps
+    assert int(run.step.numpy()) == 7
+    initial = kernel(run) - 7.0  # each step added the batch mean, 1
+    # The last call ran steps 5..7, whose losses are initial+5, +6, +7: their mean is initial+6.
+    assert metrics["loss"] == pytest.approx(initial + 6.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "step, train_steps, expected",
+    [(0, 100, 5), (3, 100, 2), (8, 9, 1), (0, 3, 3), (10, 100, 5)],
+)
+def test_calls_end_on_every_event_step(tmp_path, step, train_steps, expected):
+    run = trainer(tmp_path, steps_per_call=50, log_every=5, checkpoint_every=10, sample_every=10)
+    assert run._steps_until_event(step, train_steps) == expected
+
+
+def test_checkpoints_every_n_steps_keep_the_last_k_and_resume(tmp_path):
+    run = trainer(tmp_path, keep_checkpoints=2)
+    run.train(30)
+    names = sorted(os.path.basename(p) for p in run.checkpoints.checkpoints)
+    assert names == ["ckpt-20", "ckpt-30"]
+    resumed = trainer(tmp_path)
+    assert resumed.restore() == 30
+    assert kernel(resumed) == pytest.approx(kernel(run))
+    resumed.train(35)
+    assert resumed.checkpoints.latest_checkpoint.endswith("ckpt-35")
+    assert any("resumed from" in line and "step 30" in line for line in resumed.lines)
+
+
+def test_random_state_is_checkpointed(tmp_path):
+    run = trainer(tmp_path)
+    run.train(10)
+    continued = run.train(20)
+    fresh = trainer(tmp_path / "other")
+    fresh.train(10)
+    fresh.checkpoints.save(checkpoint_number=10)
+    del fresh
+    resumed = trainer(tmp_path / "other")
+    assert resumed.train(20)["noise"] == pytest.approx(continued["noise"])
+
+
+def test_non_finite_loss_stops_without_saving(tmp_path):
+    run = trainer(tmp_path, model=Counter(nan_after=1e9))
+    run.train(10)
+    initial = kernel(run) - 10
+    bad = trainer(tmp_path, model=Counter(nan_after=initial + 13.5))
+    with pytest.raises(TrainingError, match=r"loss became nan between steps 10 and 15.*ckpt-10"):
+        bad.train(30)
+    assert bad.checkpoints.latest_checkpoint.endswith("ckpt-10")
+    assert trainer(tmp_path).restore() == 10
+
+
+def test_progress_line_has_step_metrics_rate_and_eta(tmp_path):
+    run = trainer(tmp_path)
+    run.train(10)
+    line = [line for line in run.lines if line.startswith("step 10/10")][0]
+    assert "loss " in line and "steps/s" in line and "ETA" in line
+
+
+def test_pictures_use_fixed_noise_and_go_to_png_and_tensorboard(tmp_path):
+    drawn = []
+
+    def picture(samples, path):
+        drawn.append(samples.copy())
+        from trainers import pictures
+
+        pictures.save_histograms(samples, path)
+
+    run = Trainer(Counter(), ones(), str(tmp_path), TrainerConfig(steps_per_call=5, sample_every=5,
+                                                                  num_pictured=16), picture=picture, log=print)
+    run.train(10)
+    assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000005.png", "step_0000010.png"]
+    assert run.last_picture.endswith("step_0000010.png")
+    # Same latents each time: the samples are the latents times the kernel.
+    np.testing.assert_allclose(drawn[1] / drawn[0], np.full_like(drawn[0], drawn[1][0] / drawn[0][0]), rtol=1e-5)
+    events = [f for f in os.listdir(tmp_path) if f.startswith("events.out.tfevents")]
+    assert events
+
+
+def test_sigterm_saves_and_stops_after_the_current_call(tmp_path):
+    def picture(samples, path):
+        from trainers import pictures
+
+        pictures.save_histograms(samples, path)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run = Trainer(Counter(), ones(), str(tmp_path), TrainerConfig(steps_per_call=5, sample_every=5,
+                                                                  checkpoint_every=100), picture=picture)
+    run.lines = []
+    run.log = run.lines.append
+    run.train(100)
+    assert int(run.step.numpy()) == 5
+    assert run.checkpoints.latest_checkpoint.endswith("ckpt-5")
+    assert any("SIGTERM" in line for line in run.lines)
+
+
+def test_ema_warms_up_and_swaps_back():
+    variable = tf.Variable([0.0])
+    ema = ExponentialMovingAverage([variable], decay=0.99)
+    variable.assign([10.0])
+    ema.update()  # first decay: min(0.99, 2/11)
+    assert ema.shadows[0].numpy()[0] == pytest.approx(10.0 * (1 - 2 / 11))
+    with ema.swapped():
+        assert variable.numpy()[0] == pytest.approx(10.0 * (1 - 2 / 11))
+    assert variable.numpy()[0] == 10.0

@@ -1,0 +1,69 @@
+"""Every command-line flag, defined once.
+
+Flags are optional here; each `main` says which it requires. A model's constructor argument
+takes the value of the flag of the same name when that flag is given (on the command line or in
+a flagfile); otherwise the model's own default applies (`zoo.base.GenerativeModel.arguments`).
+"""
+
+from absl import flags
+
+from zoo import MODELS, losses, networks
+
+# -- what to train on, where to write --------------------------------------------------------
+MODEL = flags.DEFINE_enum("model", None, MODELS.names(), "Model to train.")
+DATASET = flags.DEFINE_string(
+    "dataset", None,
+    "Data source: tfds:<name>, npz:<path>, images:<dir>, or an embedded dataset (shapes, ring, grid).",
+)
+SPLIT = flags.DEFINE_string("split", "train", "Split of the dataset to train on.")
+IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "Resize images to this side length (needed for images of mixed sizes).", lower_bound=1
+)
+MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Directory for checkpoints, TensorBoard events, pictures and config.json; "
+    "training resumes from the latest checkpoint in it.",
+)
+
+# -- the loop ---------------------------------------------------------------------------------
+TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10000, "Train until this step.", lower_bound=1)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Examples per step.", lower_bound=1)
+STEPS_PER_CALL = flags.DEFINE_integer(
+    "steps_per_call", 100, "Training steps run inside one compiled call.", lower_bound=1
+)
+CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1000, "Save every N steps.", lower_bound=1)
+KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1)
+LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Progress line and scalars every N steps.", lower_bound=1)
+SAMPLE_EVERY = flags.DEFINE_integer("sample_every", 1000, "Picture of samples every N steps.", lower_bound=1)
+EMA_DECAY = flags.DEFINE_float(
+    "ema_decay", 0.999, "Decay of the moving average of generator weights used for pictures; 0 turns it off.",
+    lower_bound=0.0, upper_bound=0.99999,
+)
+SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)
+SEED = flags.DEFINE_integer("seed", 0, "Seed of the data order and the model's random streams.")
+JIT_COMPILE = flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
+VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
+
+# -- models (constructor arguments by name) ---------------------------------------------------
+flags.DEFINE_integer("latent_dim", None, "Size of the generator's input noise.", lower_bound=1)
+flags.DEFINE_integer("width", None, "Hidden units (gan) or base convolution channels (dcgan).", lower_bound=1)
+flags.DEFINE_integer("depth", None, "Hidden layers per network (gan).", lower_bound=1)
+flags.DEFINE_enum("loss", None, sorted(losses.GAN_LOSSES), "GAN loss family.")
+flags.DEFINE_float("gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
+                   lower_bound=0.0)
+flags.DEFINE_float("generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0)
+flags.DEFINE_float("discriminator_learning_rate", None, "Adam learning rate of the discriminator.",
+                   lower_bound=0.0)
+flags.DEFINE_float("beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("discriminator_norm", None, list(networks.NORMS), "Normalisation in the dcgan discriminator.")
+
+FLAGS = flags.FLAGS
+
+
+def model_arguments(model_class) -> dict:
+    """Constructor arguments of `model_class` that were set by a flag of the same name."""
+    return {
+        name: FLAGS[name].value
+        for name in model_class.arguments()
+        if name in FLAGS and FLAGS[name].present and FLAGS[name].value is not None
+    }

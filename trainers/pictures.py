@@ -1,0 +1,97 @@
+"""Pictures of samples: image grids, and scatter plots of 2-D points over the real data."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or assumed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Tiles `(N, H, W, C)` images into one `(rows*H, columns*W, C)` image with 1-pixel gaps."""
+    count, height, width, channels = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    grid = np.zeros((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), images.dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = 1 + row * (height + 1), 1 + column * (width + 1)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def save_image_grid(images: np.ndarray, path: str, columns: int | None = None) -> None:
+    """Writes uint8 `(N, H, W, C)` images as one grid PNG, upscaled so small images stay legible."""
+    grid = image_grid(images, columns)
+    scale = max(1, 256 // max(grid.shape[:2]) + 1)
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    if grid.shape[-1] == 1:
+        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        plt.imsave(path, grid)
+
+
+def save_scatter(points: np.ndarray, path: str, real: np.ndarray | None = None, title: str = "") -> None:
+    """Writes a scatter plot of 2-D `points` (orange) over `real` points (blue)."""
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    if real is not None:
+        axes.scatter(real[:, 0], real[:, 1], s=4, c="tab:blue", alpha=0.3, label="real")
+    axes.scatter(points[:, 0], points[:, 1], s=4, c="tab:orange", alpha=0.6, label="generated")
+    axes.set_aspect("equal")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, markerscale=3, frameon=False)
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def save_histograms(vectors: np.ndarray, path: str, real: np.ndarray | None = None, title: str = "") -> None:
+    """Writes one histogram per feature (up to 16), generated over real."""
+    features = min(vectors.shape[1], 16)
+    columns = min(features, 4)
+    rows = math.ceil(features / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.5 * rows), dpi=100, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= features:
+            ax.axis("off")
+            continue
+        if real is not None:
+            ax.hist(real[:, index], bins=30, alpha=0.5, density=True, label="real")
+        ax.hist(vectors[:, index], bins=30, alpha=0.5, density=True, label="generated")
+        ax.set_title(f"feature {index}", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def for_data(spec, decode, real: np.ndarray | None = None):
+    """A `picture(samples, path)` function suited to the data: grid, scatter or histograms.
+
+    Args:
+      spec: the `DataSpec` of the data.
+      decode: maps model samples to data space (`Scaling.decode`).
+      real: some real examples in data space, drawn behind 2-D points and vector histograms.
+    """
+
+    def picture(samples: np.ndarray, path: str) -> None:
+        data = np.asarray(decode(samples))
+        if spec.is_image:
+            save_image_grid(np.clip(np.round(_to_255(data, spec.value_range)), 0, 255).astype(np.uint8), path)
+        elif spec.shape == (2,):
+            save_scatter(data, path, real, title=spec.name)
+        else:
+            save_histograms(data.reshape(len(data), -1), path, real, title=spec.name)
+
+    return picture
+
+
+def _to_255(images: np.ndarray, value_range) -> np.ndarray:
+    low, high = value_range
+    return (images - low) * (255.0 / (high - low))

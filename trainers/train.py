@@ -1,0 +1,143 @@
+"""Train a registered model on a data source.
+
+    python -m trainers.train --flagfile=configs/dcgan_shapes.cfg --model_dir=runs/dcgan_shapes
+    python -m trainers.train --model=gan --dataset=ring --train_steps=5000 --model_dir=runs/ring
+
+Running the same command again with a larger `--train_steps` continues from the latest
+checkpoint. The model directory receives `config.json` (what was trained, on what), the
+checkpoints, TensorBoard events and PNG pictures of samples over training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+
+import tensorflow as tf  # noqa: E402
+
+import zoo  # noqa: E402
+from datasets import pipeline, sources  # noqa: E402
+from trainers import pictures  # noqa: E402
+from trainers.loop import Trainer, TrainerConfig  # noqa: E402
+from zoo.registry import UsageError  # noqa: E402
+
+CONFIG_FILE = "config.json"
+# Model directories hold checkpoints under this folder (see trainers.loop.Trainer).
+CHECKPOINT_FOLDER = "checkpoints"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+    cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
+    model_class = zoo.get(F.MODEL.value)
+    dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
+    model_class.check_data(spec.shape, spec.num_classes)
+    model_dir = F.MODEL_DIR.value
+    check_writable_dir(model_dir)
+
+    model = model_class(
+        data_shape=spec.shape,
+        num_classes=spec.num_classes,
+        output_activation="tanh" if spec.value_range is not None else "linear",
+        **F.model_arguments(model_class),
+    )
+    record = {
+        "model": F.MODEL.value,
+        "config": json.loads(json.dumps(model.get_config())),
+        "dataset": F.DATASET.value,
+        "split": F.SPLIT.value,
+        "image_size": F.IMAGE_SIZE.value,
+        "data_spec": spec.to_json(),
+    }
+    check_same_run(model_dir, record)
+
+    scale = pipeline.scaling(spec, model.data_range)
+    batches = pipeline.training_dataset(
+        dataset, spec, batch_size=F.BATCH_SIZE.value, scale=scale, seed=F.SEED.value,
+        shuffle_buffer=F.SHUFFLE_BUFFER.value,
+    )
+    real = None if spec.is_image else pipeline.take_examples(dataset, 2000)
+    config = TrainerConfig(
+        steps_per_call=F.STEPS_PER_CALL.value,
+        checkpoint_every=F.CHECKPOINT_EVERY.value,
+        keep_checkpoints=F.KEEP_CHECKPOINTS.value,
+        log_every=F.LOG_EVERY.value,
+        sample_every=F.SAMPLE_EVERY.value,
+        num_pictured=64 if spec.is_image else 1000,
+        ema_decay=F.EMA_DECAY.value,
+        jit_compile=F.JIT_COMPILE.value,
+    )
+    write_record(model_dir, record)
+    trainer = Trainer(model, batches, model_dir, config, picture=pictures.for_data(spec, scale.decode, real))
+    trainer.train(F.TRAIN_STEPS.value)
+    print(f"model_dir: {model_dir}")
+    print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
+    print(f"  samples:     {trainer.last_picture}")
+    print(f"  TensorBoard: tensorboard --logdir {model_dir}")
+
+
+def check_writable_dir(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--model_dir={path} is a file, not a directory")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(os.path.abspath(parent))
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--model_dir={path} is not writable ({parent} does not allow writing)")
+
+
+def check_same_run(model_dir: str, record: dict) -> None:
+    """Raises UsageError when `model_dir` holds another run than the one `record` describes."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        if os.path.isdir(os.path.join(model_dir, CHECKPOINT_FOLDER)):
+            raise UsageError(
+                f"--model_dir={model_dir} holds checkpoints but no {CONFIG_FILE}; use an empty or new directory"
+            )
+        return
+    try:
+        with open(path) as file:
+            saved = json.load(file)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} cannot be read ({error}); use another --model_dir") from None
+    if saved.get("model") != record["model"]:
+        raise UsageError(
+            f"--model_dir={model_dir} holds a {saved.get('model')!r} model, not {record['model']!r}; "
+            f"pass --model={saved.get('model')} to continue it, or use another --model_dir"
+        )
+    differences = [
+        f"{key}={saved[key]!r} there, {record[key]!r} now"
+        for key in ("dataset", "split", "image_size")
+        if saved.get(key) != record[key]
+    ]
+    differences += [
+        f"{key}={saved['config'].get(key)!r} there, {value!r} now"
+        for key, value in record["config"].items()
+        if saved.get("config", {}).get(key) != value
+    ]
+    if differences:
+        raise UsageError(
+            f"--model_dir={model_dir} holds a run with other settings ({'; '.join(differences)}); "
+            "pass the same flags to continue it, or use another --model_dir"
+        )
+
+
+def write_record(model_dir: str, record: dict) -> None:
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        return
+    with open(path + ".tmp", "w") as file:
+        json.dump(record, file, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,65 @@
+"""`dcgan`: deep convolutional GAN (Radford et al. 2015) for 28x28, 32x32 and 64x64 images."""
+
+from __future__ import annotations
+
+from zoo import networks
+from zoo.base import AdversarialModel
+from zoo.registry import MODELS, UsageError
+
+
+@MODELS.register("dcgan")
+class DCGAN(AdversarialModel):
+    """DCGAN: transposed-convolution generator, strided-convolution discriminator.
+
+    Args:
+      data_shape: `(S, S, C)` with S in 28, 32, 64 and C in 1, 3.
+      width: channels of the discriminator's first convolution and of the generator's last
+        hidden one; each resolution step doubles (discriminator) or halves (generator) them.
+      discriminator_norm: `batch` (as in the paper), `layer` (required with a gradient
+        penalty, which batch statistics would break) or `none`.
+      **kwargs: see `AdversarialModel` and `GenerativeModel`.
+
+    Example:
+
+    ```python
+    model = DCGAN(data_shape=(28, 28, 1), width=32)
+    images = model.sample(64, seed=0)   # (64, 28, 28, 1) in [-1, 1]
+    ```
+
+    Reference: Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep
+    Convolutional Generative Adversarial Networks", ICLR 2016.
+    """
+
+    def __init__(self, data_shape, latent_dim=100, width=64, discriminator_norm="batch", **kwargs):
+        self.check_data(tuple(data_shape), kwargs.get("num_classes", 0))
+        if width <= 0:
+            raise UsageError(f"width={width} must be a positive integer")
+        if discriminator_norm not in networks.NORMS:
+            raise UsageError(
+                f"discriminator_norm {discriminator_norm!r} is not one of {', '.join(networks.NORMS)}"
+            )
+        if discriminator_norm == "batch" and kwargs.get("loss") == "wasserstein_gp":
+            raise UsageError("loss wasserstein_gp needs --discriminator_norm=layer or none, not batch")
+        self.width = int(width)
+        self.discriminator_norm = discriminator_norm
+        super().__init__(data_shape, latent_dim=latent_dim, **kwargs)
+
+    @classmethod
+    def check_data(cls, shape, num_classes):
+        sides = ", ".join(f"{s}x{s}" for s in networks.DCGAN_START)
+        if len(shape) != 3 or shape[0] != shape[1] or shape[0] not in networks.DCGAN_START or shape[2] not in (1, 3):
+            raise UsageError(
+                f"dcgan takes {sides} images with 1 or 3 channels, not data of shape {tuple(shape)}"
+                " (use --model=gan for vectors, or --image_size to resize images)"
+            )
+
+    def build_generator(self):
+        return networks.dcgan_generator(
+            self.latent_dim, self.data_shape, self.width, output_activation=self.output_activation
+        )
+
+    def build_discriminator(self):
+        return networks.dcgan_discriminator(self.data_shape, self.width, norm=self.discriminator_norm)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "discriminator_norm": self.discriminator_norm}

@@ -1,0 +1,57 @@
+"""`gan`: the original generative adversarial network (Goodfellow et al. 2014) with MLPs.
+
+For vector data (2-D points, table rows) and, flattened, for small images.
+"""
+
+from __future__ import annotations
+
+from zoo import networks
+from zoo.base import AdversarialModel
+from zoo.registry import MODELS, UsageError
+
+
+@MODELS.register("gan")
+class GAN(AdversarialModel):
+    """GAN with a multilayer-perceptron generator and discriminator.
+
+    Args:
+      data_shape: shape of one example; images are flattened for the discriminator and the
+        generator's output is reshaped to it.
+      width: units of each hidden layer.
+      depth: number of hidden layers in each network.
+      **kwargs: see `AdversarialModel` and `GenerativeModel`.
+
+    Example:
+
+    ```python
+    model = GAN(data_shape=(2,), output_activation="linear", width=128)
+    model.build_optimizers()
+    metrics = model.train_step({"x": tf.random.normal((64, 2))})
+    points = model.sample(16, seed=1)   # (16, 2), standardised data space
+    ```
+
+    Reference: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
+    """
+
+    def __init__(self, data_shape, width=256, depth=2, **kwargs):
+        if width <= 0 or depth <= 0:
+            raise UsageError(f"width={width} and depth={depth} must be positive integers")
+        self.width = int(width)
+        self.depth = int(depth)
+        super().__init__(data_shape, **kwargs)
+
+    def build_generator(self):
+        return networks.mlp(
+            (self.latent_dim,),
+            [self.width] * self.depth,
+            self.data_shape,
+            name="generator",
+            hidden_activation="relu",
+            output_activation=self.output_activation,
+        )
+
+    def build_discriminator(self):
+        return networks.mlp(self.data_shape, [self.width] * self.depth, (1,), name="discriminator")
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "depth": self.depth}
