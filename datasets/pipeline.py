@@ -81,12 +81,21 @@ def training_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def evaluation_dataset(dataset: tf.data.Dataset, *, batch_size: int, scale: Scaling,
+                       keys: tuple[str, ...] = ("x", "y")) -> tf.data.Dataset:
+    """One pass over `dataset` in order, in batches scaled like the training ones."""
+    dataset = dataset.map(lambda example: {k: example[k] for k in keys if k in example})
+    dataset = dataset.batch(batch_size).map(lambda batch: {**batch, "x": scale.encode(batch["x"])})
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def _fits_in_cache(spec: DataSpec) -> bool:
     if spec.num_examples is None:
         return False
     return spec.num_examples * int(np.prod(spec.shape)) <= CACHE_LIMIT_BYTES
 
 
-def take_examples(dataset: tf.data.Dataset, num: int) -> np.ndarray:
-    """The first `num` raw `x` of a dataset as one array (for pictures of the real data)."""
-    return next(iter(dataset.map(lambda example: example["x"]).batch(num).take(1))).numpy()
+def take_examples(dataset: tf.data.Dataset, num: int) -> dict[str, np.ndarray]:
+    """The first `num` raw examples (`x`, and `y` when labelled) as arrays."""
+    batch = next(iter(dataset.batch(num).take(1)))
+    return {key: batch[key].numpy() for key in ("x", "y") if key in batch}

@@ -46,6 +46,7 @@ class DataSpec:
       num_examples: size of the split, when known.
       factor_names: names of the true generative factors in `factors`, when the data has them.
       in_memory: whether the examples are already held in memory (no need to cache).
+      splits: the splits the source offers (empty when a file or folder is one split).
     """
 
     name: str
@@ -58,6 +59,7 @@ class DataSpec:
     num_examples: int | None = None
     factor_names: tuple[str, ...] = ()
     in_memory: bool = True
+    splits: tuple[str, ...] = ()
 
     @property
     def is_image(self) -> bool:
@@ -342,6 +344,7 @@ def load_tfds(dataset_name: str, split: str, image_size: int | None):
         class_names=tuple(label.names) if label else (),
         num_examples=split_info.num_examples if split_info else None,
         in_memory=False,
+        splits=tuple(info.splits),
     )
     return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE), spec
 
@@ -376,7 +379,7 @@ def load_shapes(name: str, split: str, image_size: int | None):
     size = image_size or 28
     data = embedded.shapes(EMBEDDED_SIZES[split], EMBEDDED_SEEDS[split], size=size)
     factors = np.stack([data[f] for f in embedded.SHAPE_FACTORS], axis=1)
-    return from_arrays(
+    dataset, spec = from_arrays(
         name,
         data["x"],
         data["y"],
@@ -384,13 +387,15 @@ def load_shapes(name: str, split: str, image_size: int | None):
         factors=factors,
         factor_names=embedded.SHAPE_FACTORS,
     )
+    return dataset, dataclasses.replace(spec, splits=SPLITS)
 
 
 def _toy(generate):
     def load_toy(name: str, split: str, image_size: int | None):
         _check_split(name, split)
         data = generate(EMBEDDED_SIZES[split], EMBEDDED_SEEDS[split])
-        return from_arrays(name, data["x"], data["y"])
+        dataset, spec = from_arrays(name, data["x"], data["y"])
+        return dataset, dataclasses.replace(spec, splits=SPLITS)
 
     load_toy.__doc__ = f"`{generate.__name__}`: {generate.__doc__.splitlines()[0]}"
     return load_toy

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import zoo  # noqa: E402
 
 # Small enough that every model builds and steps in well under a second.
-TINY_ARGUMENTS = {"latent_dim": 4, "width": 8, "depth": 1}
+TINY_ARGUMENTS = {"latent_dim": 4, "width": 8, "depth": 1, "categories": 3, "continuous_codes": 1}
 # Data shapes tried in order; each model trains on the first one it accepts.
 TINY_SHAPES = [(2,), (28, 28, 1)]
 
@@ -21,8 +21,7 @@ def tiny_model(name, **overrides):
     model_class = zoo.get(name)
     shape = tiny_shape(name)
     arguments = {k: v for k, v in TINY_ARGUMENTS.items() if k in model_class.arguments()}
-    activation = "tanh" if len(shape) == 3 else "linear"
-    return model_class(data_shape=shape, output_activation=activation, **{**arguments, **overrides})
+    return model_class(data_shape=shape, bounded=len(shape) == 3, **{**arguments, **overrides})
 
 
 def tiny_shape(name):

@@ -258,15 +258,18 @@ def test_training_does_not_cache_what_is_too_big(monkeypatch):
 # --- take_examples ---------------------------------------------------------------------------
 
 
-def test_take_examples_returns_the_first_raw_x(labelled_images):
+def test_take_examples_returns_the_first_raw_examples(labelled_images):
     dataset, _ = labelled_images
     taken = pipeline.take_examples(dataset, 4)
-    assert taken.dtype == np.uint8
-    np.testing.assert_array_equal(taken, _images(10)[:4])
+    assert set(taken) == {"x", "y"}
+    assert taken["x"].dtype == np.uint8 and taken["y"].shape == (4,)
+    np.testing.assert_array_equal(taken["x"], _images(10)[:4])
 
 
 def test_take_examples_of_vectors():
     x = np.arange(12, dtype=np.float32).reshape(6, 2)
     dataset, _ = sources.from_arrays("vectors", x)
-    np.testing.assert_array_equal(pipeline.take_examples(dataset, 3), x[:3])
+    taken = pipeline.take_examples(dataset, 3)
+    assert set(taken) == {"x"}
+    np.testing.assert_array_equal(taken["x"], x[:3])
 

@@ -7,7 +7,7 @@ a flagfile); otherwise the model's own default applies (`zoo.base.GenerativeMode
 
 from absl import flags
 
-from zoo import MODELS, losses, networks
+from zoo import MODELS, losses, networks, vae
 
 # -- what to train on, where to write --------------------------------------------------------
 MODEL = flags.DEFINE_enum("model", None, MODELS.names(), "Model to train.")
@@ -16,6 +16,9 @@ DATASET = flags.DEFINE_string(
     "Data source: tfds:<name>, npz:<path>, images:<dir>, or an embedded dataset (shapes, ring, grid).",
 )
 SPLIT = flags.DEFINE_string("split", "train", "Split of the dataset to train on.")
+EVAL_SPLIT = flags.DEFINE_string(
+    "eval_split", "test", "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it."
+)
 IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None, "Resize images to this side length (needed for images of mixed sizes).", lower_bound=1
 )
@@ -45,8 +48,8 @@ VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and Ten
 
 # -- models (constructor arguments by name) ---------------------------------------------------
 flags.DEFINE_integer("latent_dim", None, "Size of the generator's input noise.", lower_bound=1)
-flags.DEFINE_integer("width", None, "Hidden units (gan) or base convolution channels (dcgan).", lower_bound=1)
-flags.DEFINE_integer("depth", None, "Hidden layers per network (gan).", lower_bound=1)
+flags.DEFINE_integer("width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1)
+flags.DEFINE_integer("depth", None, "Hidden layers per MLP.", lower_bound=1)
 flags.DEFINE_enum("loss", None, sorted(losses.GAN_LOSSES), "GAN loss family.")
 flags.DEFINE_float("gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
                    lower_bound=0.0)
@@ -55,7 +58,16 @@ flags.DEFINE_float("discriminator_learning_rate", None, "Adam learning rate of t
                    lower_bound=0.0)
 flags.DEFINE_float("beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_enum("discriminator_norm", None, list(networks.NORMS), "Normalisation in the dcgan discriminator.")
+flags.DEFINE_enum("discriminator_norm", None, list(networks.NORMS),
+                  "Normalisation in the dcgan/infogan discriminator.")
+CONDITIONAL = flags.DEFINE_bool("conditional", None, "Condition generation on the dataset's labels (gan, dcgan, vae).")
+flags.DEFINE_enum("likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian.")
+flags.DEFINE_float("beta", None, "Weight of the VAE's KL term (beta-VAE).", lower_bound=0.0)
+flags.DEFINE_float("learning_rate", None, "Adam learning rate (vae).", lower_bound=0.0)
+flags.DEFINE_integer("categories", None, "Values of InfoGAN's categorical code.", lower_bound=2)
+flags.DEFINE_integer("continuous_codes", None, "Number of InfoGAN's continuous codes.", lower_bound=1)
+flags.DEFINE_float("categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0)
+flags.DEFINE_float("continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0)
 
 FLAGS = flags.FLAGS
 

@@ -89,8 +89,10 @@ class Trainer:
       dataset: an endless `tf.data.Dataset` of batches.
       model_dir: where checkpoints, TensorBoard events and pictures go.
       config: a `TrainerConfig`.
-      picture: `picture(samples, path)` draws model samples (a NumPy array in the model's
-        range) into a PNG at `path`; None draws nothing.
+      picture: `picture(samples, path, columns)` draws model samples (a NumPy array in the
+        model's range) into a PNG at `path`; None draws nothing.
+      picture_examples: a fixed batch of real examples in the model's range, for pictures that
+        show real data beside the model's (reconstructions).
       strategy: a `tf.distribute.Strategy`; the default strategy when None.
       log: where progress lines go.
     """
@@ -102,7 +104,8 @@ class Trainer:
         model_dir: str,
         config: TrainerConfig | None = None,
         *,
-        picture: Callable[[np.ndarray, str], None] | None = None,
+        picture: Callable[[np.ndarray, str, int], None] | None = None,
+        picture_examples: dict | None = None,
         strategy: tf.distribute.Strategy | None = None,
         log: Callable[[str], None] = print,
     ):
@@ -110,6 +113,7 @@ class Trainer:
         self.model_dir = model_dir
         self.config = config or TrainerConfig()
         self.picture = picture
+        self.picture_examples = picture_examples
         self.strategy = strategy or tf.distribute.get_strategy()
         self.log = log
         with self.strategy.scope():
@@ -131,7 +135,7 @@ class Trainer:
             checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=self.config.keep_checkpoints
         )
         self._train = tf.function(self._steps, jit_compile=self.config.jit_compile or None)
-        self._writer = None
+        self._writer = tf.summary.create_file_writer(model_dir)
         self._stop_requested = False
         self.last_picture: str | None = None
 
@@ -178,7 +182,6 @@ class Trainer:
             self.log(f"already at step {step} >= --train_steps={train_steps}; nothing to train")
             self.draw(step)
             return {}
-        self._writer = tf.summary.create_file_writer(self.model_dir)
         metrics: dict[str, float] = {}
         started, last_time, last_step = time.perf_counter(), time.perf_counter(), step
         with self._sigterm_saves():
@@ -233,20 +236,46 @@ class Trainer:
     # -- pictures -----------------------------------------------------------------------------
 
     def draw(self, step: int) -> str | None:
-        """Draws samples from the fixed picture noise (EMA weights when kept); returns the PNG path."""
+        """Draws the model's pictures from fixed noise (EMA weights when kept).
+
+        Returns the path of the main sample picture; the others (interpolations, reconstructions,
+        codes) go beside it as `<name>_step_NNNNNNN.png`.
+        """
         if self.picture is None:
             return None
         with self.ema.swapped() if self.ema else contextlib.nullcontext():
-            samples = np.asarray(self.model.sample(self.config.num_pictured, seed=self.config.picture_seed))
-        path = os.path.join(self.model_dir, "samples", f"step_{step:07d}.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.picture(samples, path)
-        self.last_picture = path
-        if self._writer is not None:
+            batches = self.model.pictures(self.config.num_pictured, self.config.picture_seed, self.picture_examples)
+            batches = {name: (np.asarray(samples), columns) for name, (samples, columns) in batches.items()}
+        folder = os.path.join(self.model_dir, "samples")
+        os.makedirs(folder, exist_ok=True)
+        for name, (samples, columns) in batches.items():
+            prefix = "" if name == "samples" else f"{name}_"
+            path = os.path.join(folder, f"{prefix}step_{step:07d}.png")
+            self.picture(samples, path, columns)
+            if name == "samples":
+                self.last_picture = path
             image = tf.io.decode_png(tf.io.read_file(path), channels=3)
             with self._writer.as_default(step=step):
-                tf.summary.image("samples", image[None])
-        return path
+                tf.summary.image(name, image[None])
+        return self.last_picture
+
+    def evaluate(self, dataset: tf.data.Dataset, num_batches: int) -> dict[str, float]:
+        """Means of `model.test_step` over `num_batches` batches (held-out metrics); also
+        written to TensorBoard under `heldout/` at the current step."""
+        step_function = tf.function(self.model.test_step)
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in dataset.take(num_batches):
+            for name, value in step_function(batch).items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+            count += 1
+        metrics = {name: total / max(count, 1) for name, total in totals.items()}
+        if metrics:
+            with self._writer.as_default(step=int(self.step.numpy())):
+                for name, value in metrics.items():
+                    tf.summary.scalar(f"heldout/{name}", value)
+            self._writer.flush()
+        return metrics
 
     @contextlib.contextmanager
     def _sigterm_saves(self):

@@ -72,7 +72,8 @@ def save_histograms(vectors: np.ndarray, path: str, real: np.ndarray | None = No
 
 
 def for_data(spec, decode, real: np.ndarray | None = None):
-    """A `picture(samples, path)` function suited to the data: grid, scatter or histograms.
+    """A `picture(samples, path, columns)` function suited to the data: a grid of `columns`
+    images, a scatter plot of 2-D points, or histograms of other vectors.
 
     Args:
       spec: the `DataSpec` of the data.
@@ -80,10 +81,11 @@ def for_data(spec, decode, real: np.ndarray | None = None):
       real: some real examples in data space, drawn behind 2-D points and vector histograms.
     """
 
-    def picture(samples: np.ndarray, path: str) -> None:
+    def picture(samples: np.ndarray, path: str, columns: int | None = None) -> None:
         data = np.asarray(decode(samples))
         if spec.is_image:
-            save_image_grid(np.clip(np.round(_to_255(data, spec.value_range)), 0, 255).astype(np.uint8), path)
+            images = np.clip(np.round(_to_255(data, spec.value_range)), 0, 255).astype(np.uint8)
+            save_image_grid(images, path, columns)
         elif spec.shape == (2,):
             save_scatter(data, path, real, title=spec.name)
         else:

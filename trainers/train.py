@@ -24,6 +24,7 @@ from trainers.loop import Trainer, TrainerConfig  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402
 
 CONFIG_FILE = "config.json"
+HELDOUT_FILE = "heldout.json"
 # Model directories hold checkpoints under this folder (see trainers.loop.Trainer).
 CHECKPOINT_FOLDER = "checkpoints"
 
@@ -35,13 +36,15 @@ def main(argv):
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
     model_class.check_data(spec.shape, spec.num_classes)
+    if F.CONDITIONAL.value and spec.num_classes < 2:
+        raise UsageError(f"--conditional needs a labelled dataset; {F.DATASET.value!r} has no labels (y)")
     model_dir = F.MODEL_DIR.value
     check_writable_dir(model_dir)
 
     model = model_class(
         data_shape=spec.shape,
+        bounded=spec.value_range is not None,
         num_classes=spec.num_classes,
-        output_activation="tanh" if spec.value_range is not None else "linear",
         **F.model_arguments(model_class),
     )
     record = {
@@ -59,7 +62,7 @@ def main(argv):
         dataset, spec, batch_size=F.BATCH_SIZE.value, scale=scale, seed=F.SEED.value,
         shuffle_buffer=F.SHUFFLE_BUFFER.value,
     )
-    real = None if spec.is_image else pipeline.take_examples(dataset, 2000)
+    examples = pipeline.take_examples(dataset, 32 if spec.is_image else 2000)
     config = TrainerConfig(
         steps_per_call=F.STEPS_PER_CALL.value,
         checkpoint_every=F.CHECKPOINT_EVERY.value,
@@ -71,12 +74,37 @@ def main(argv):
         jit_compile=F.JIT_COMPILE.value,
     )
     write_record(model_dir, record)
-    trainer = Trainer(model, batches, model_dir, config, picture=pictures.for_data(spec, scale.decode, real))
+    trainer = Trainer(
+        model, batches, model_dir, config,
+        picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
+        picture_examples={**examples, "x": scale.encode(examples["x"])},
+    )
     trainer.train(F.TRAIN_STEPS.value)
     print(f"model_dir: {model_dir}")
     print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
     print(f"  samples:     {trainer.last_picture}")
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
+    evaluate_heldout(trainer, spec, scale)
+
+
+def evaluate_heldout(trainer, spec, scale) -> None:
+    """Writes the model's held-out metrics on `--eval_split` to heldout.json, when both exist."""
+    split = F.EVAL_SPLIT.value
+    if split not in spec.splits or split == F.SPLIT.value:
+        return
+    heldout, heldout_spec = sources.load(F.DATASET.value, split, F.IMAGE_SIZE.value)
+    batch_size = F.BATCH_SIZE.value
+    num_batches = max(1, (heldout_spec.num_examples or batch_size) // batch_size)
+    metrics = trainer.evaluate(
+        pipeline.evaluation_dataset(heldout, batch_size=batch_size, scale=scale), num_batches
+    )
+    if not metrics:
+        return
+    path = os.path.join(trainer.model_dir, HELDOUT_FILE)
+    with open(path, "w") as file:
+        json.dump({"split": split, "step": int(trainer.step.numpy()), **metrics}, file, indent=2)
+    values = "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    print(f"  held-out ({split}): {values}  -> {path}")
 
 
 def check_writable_dir(path: str) -> None:

@@ -1,17 +1,22 @@
-"""What every model offers the trainer and the tools, and the adversarial step GANs share.
+"""What every model offers the trainer and the tools, and the adversarial game GANs share.
 
 `GenerativeModel` is the contract: a `keras.Model` built from a small config (data shape,
-number of classes, output activation, seed), owning its optimizers and a
+whether the data is bounded, number of classes, conditioning, seed), owning its optimizers and a
 `keras.random.SeedGenerator`, with
 
 - `train_step(batch) -> dict[str, tensor]`: one update on a batch `{"x": ..., "y": ...}`;
-- `latents(num, seed)` and `generate(latents)`: the sampling path, in the model's data range;
-- `sample(num, seed)`: both together; an integer seed gives the same samples on every call;
+- `test_step(batch) -> dict[str, tensor]`: held-out metrics without an update (may be empty);
+- `latents(num, seed)` and `generate(latents, labels)`: the sampling path, in the model's range;
+- `sample(num, seed, labels)`: both together; an integer seed gives the same samples each call;
+- `pictures(num, seed, real)`: named batches of samples worth looking at, each with its
+  number of columns (samples, a latent interpolation, and whatever the model adds);
 - `sampling_network`: the network whose weights the trainer may average (EMA);
 - `build_optimizers()`: creates optimizer state before the step is traced, as a custom loop
   under a `tf.distribute` strategy requires.
 
-`AdversarialModel` adds the generator/discriminator game: subclasses only build the networks.
+`AdversarialModel` adds the generator/discriminator game: subclasses build the generator body
+(vector -> data) and the discriminator trunk (data -> features); the class puts the logit
+head, the label conditioning and any auxiliary head (InfoGAN's Q) around them.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from __future__ import annotations
 import inspect
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from zoo import losses
+from zoo import losses, networks
 from zoo.registry import UsageError
 
-OUTPUT_RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "linear": None}
+INTERPOLATION_ROWS = 8
+INTERPOLATION_STEPS = 10
+LABEL_EMBEDDING_DIM = 32
 
 
 class GenerativeModel(keras.Model):
@@ -32,22 +40,24 @@ class GenerativeModel(keras.Model):
 
     Args:
       data_shape: shape of one example, `(H, W, C)` or `(D,)`.
+      bounded: whether the data lies in a fixed range (images, scaled into `data_range`) or is
+        unbounded (vectors, standardised).
       num_classes: number of label classes in the data (0: unlabelled).
-      output_activation: `tanh` (data scaled to [-1, 1]), `sigmoid` ([0, 1]) or `linear`
-        (standardised, unbounded data).
+      conditional: condition generation on the labels `y`.
       seed: seed of the model's random streams (weights initialisation excepted).
     """
 
-    def __init__(self, data_shape, num_classes=0, output_activation="tanh", seed=0, **kwargs):
+    def __init__(self, data_shape, bounded=True, num_classes=0, conditional=False, seed=0, **kwargs):
         super().__init__(**kwargs)
-        if output_activation not in OUTPUT_RANGES:
-            raise UsageError(
-                f"output_activation {output_activation!r} is not one of {', '.join(OUTPUT_RANGES)}"
-            )
         self.data_shape = tuple(int(d) for d in data_shape)
+        self.bounded = bool(bounded)
         self.num_classes = int(num_classes)
-        self.output_activation = output_activation
+        self.conditional = bool(conditional)
         self.seed = int(seed)
+        if self.conditional and self.num_classes < 2:
+            raise UsageError(
+                f"conditional generation needs labelled data with at least 2 classes, not num_classes={num_classes}"
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     @classmethod
@@ -73,7 +83,11 @@ class GenerativeModel(keras.Model):
     @property
     def data_range(self):
         """The range the model's outputs live in; None for standardised data."""
-        return OUTPUT_RANGES[self.output_activation]
+        return (-1.0, 1.0) if self.bounded else None
+
+    @property
+    def output_activation(self) -> str:
+        return "tanh" if self.bounded else "linear"
 
     @property
     def sampling_network(self) -> keras.Model:
@@ -85,11 +99,47 @@ class GenerativeModel(keras.Model):
     def latents(self, num, seed=None):
         raise NotImplementedError
 
-    def generate(self, latents, training=False):
+    def generate(self, latents, labels=None, training=False):
         raise NotImplementedError
 
-    def sample(self, num, seed=None):
-        return self.generate(self.latents(num, seed))
+    def test_step(self, batch):
+        return {}
+
+    def sample(self, num, seed=None, labels=None):
+        """`num` samples in the model's range; `labels` (conditional models) default to
+        equal blocks of every class in order."""
+        return self.generate(self.latents(num, seed), self.sample_labels(num, labels))
+
+    def sample_labels(self, num, labels=None):
+        """The labels to condition `num` samples on, validated; None for unconditional models."""
+        if not self.conditional:
+            if labels is not None:
+                raise UsageError("labels were given to a model trained without --conditional")
+            return None
+        if labels is None:
+            return tf.range(num, dtype=tf.int32) * self.num_classes // num
+        if tf.executing_eagerly():
+            values = np.asarray(labels).reshape(-1)
+            bad = values[(values < 0) | (values >= self.num_classes)]
+            if bad.size:
+                raise UsageError(f"label {bad[0]} is outside the class range 0..{self.num_classes - 1}")
+        return tf.cast(tf.reshape(labels, [-1]), tf.int32)
+
+    def pictures(self, num, seed, real=None):
+        """Named `(samples, columns)` to draw: samples (a row per class for conditional
+        models) and a linear interpolation between pairs of latents, row by row."""
+        columns = num // self.num_classes if self.conditional else int(np.ceil(np.sqrt(num)))
+        if self.conditional:
+            num = columns * self.num_classes
+        ends = self.latents(2 * INTERPOLATION_ROWS, seed + 1)
+        start, end = ends[:INTERPOLATION_ROWS], ends[INTERPOLATION_ROWS:]
+        weights = tf.linspace(0.0, 1.0, INTERPOLATION_STEPS)[None, :, None]
+        path = tf.reshape(start[:, None] * (1 - weights) + end[:, None] * weights, [-1, start.shape[-1]])
+        labels = self.sample_labels(INTERPOLATION_ROWS * INTERPOLATION_STEPS)
+        return {
+            "samples": (self.sample(num, seed), columns),
+            "interpolation": (self.generate(path, labels), INTERPOLATION_STEPS),
+        }
 
     def random_state(self) -> list:
         """The state variables of every random stream of the model and its layers.
@@ -108,8 +158,9 @@ class GenerativeModel(keras.Model):
     def get_config(self):
         return {
             "data_shape": list(self.data_shape),
+            "bounded": self.bounded,
             "num_classes": self.num_classes,
-            "output_activation": self.output_activation,
+            "conditional": self.conditional,
             "seed": self.seed,
         }
 
@@ -118,9 +169,14 @@ class AdversarialModel(GenerativeModel):
     """A generator and a discriminator trained against each other.
 
     One step runs the generator once and the discriminator once on the concatenated real and
-    generated batch, then updates both players from the same forward pass (simultaneous
+    generated batch, then updates both players from that same forward pass (simultaneous
     gradient steps, as in the TensorFlow DCGAN tutorial), with a gradient penalty when the loss
     family asks for one.
+
+    Conditional models feed the generator a learned label embedding concatenated to its noise,
+    and give the discriminator a projection head (Miyato & Koyama 2018): the logit gains the
+    inner product of a learned label embedding with the trunk's features. Generated examples
+    take the labels of the real batch, so classes are seen in the data's proportions.
 
     Args:
       latent_dim: size of the generator's input noise.
@@ -154,8 +210,8 @@ class AdversarialModel(GenerativeModel):
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.loss_functions = losses.GAN_LOSSES[loss]
-        self.generator = self.build_generator()
-        self.discriminator = self.build_discriminator()
+        self.generator = self._generator()
+        self.discriminator = self._discriminator()
         self.generator_optimizer = keras.optimizers.Adam(
             self.generator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2
         )
@@ -163,49 +219,109 @@ class AdversarialModel(GenerativeModel):
             self.discriminator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2
         )
 
-    def build_generator(self) -> keras.Model:
+    # -- what subclasses provide --------------------------------------------------------------
+
+    def build_generator_body(self, input_dim) -> keras.Model:
+        """Vector of `input_dim` -> data of `data_shape`, ending in `output_activation`."""
         raise NotImplementedError
 
-    def build_discriminator(self) -> keras.Model:
+    def build_discriminator_trunk(self) -> keras.Model:
+        """Data -> a feature vector per example."""
         raise NotImplementedError
+
+    @property
+    def latent_size(self) -> int:
+        """Size of the generator's input vector (InfoGAN appends its codes to the noise)."""
+        return self.latent_dim
+
+    def auxiliary_loss(self, latents, fake_features):
+        """An extra loss both players minimise, and its metrics; none here (InfoGAN: MI)."""
+        return None, {}
+
+    @property
+    def auxiliary_variables(self) -> list:
+        """Variables of auxiliary heads, updated with the discriminator."""
+        return []
+
+    # -- networks -----------------------------------------------------------------------------
+
+    def _generator(self):
+        latents = keras.Input((self.latent_size,), name="latents")
+        inputs, vector, width = [latents], latents, self.latent_size
+        if self.conditional:
+            labels = networks.label_input("generator")
+            inputs.append(labels)
+            vector = networks.with_label(latents, labels, self.num_classes, LABEL_EMBEDDING_DIM, "generator")
+            width += LABEL_EMBEDDING_DIM
+        body = self.build_generator_body(width)
+        return keras.Model(inputs, body(vector), name="generator")
+
+    def _discriminator(self):
+        data = keras.Input(self.data_shape, name="data")
+        inputs = [data]
+        features = self.build_discriminator_trunk()(data)
+        logits = keras.layers.Dense(1, dtype="float32", name="logit")(features)
+        if self.conditional:
+            labels = networks.label_input("discriminator")
+            inputs.append(labels)
+            projection = keras.layers.Embedding(self.num_classes, features.shape[-1], name="projection")(labels)
+            logits = logits + keras.ops.sum(projection * features, axis=-1, keepdims=True)
+        return keras.Model(inputs, {"logits": logits, "features": features}, name="discriminator")
+
+    def _discriminate(self, data, labels, training):
+        return self.discriminator([data, labels] if self.conditional else data, training=training)
 
     @property
     def sampling_network(self):
         return self.generator
 
+    @property
+    def discriminator_variables(self):
+        return self.discriminator.trainable_variables + self.auxiliary_variables
+
     def build_optimizers(self):
         self.generator_optimizer.build(self.generator.trainable_variables)
-        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator_variables)
 
     def latents(self, num, seed=None):
         return self.normal((num, self.latent_dim), seed)
 
-    def generate(self, latents, training=False):
-        return self.generator(latents, training=training)
+    def generate(self, latents, labels=None, training=False):
+        return self.generator([latents, labels] if self.conditional else latents, training=training)
+
+    # -- the step -----------------------------------------------------------------------------
 
     def train_step(self, batch):
         real = batch["x"]
+        labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
         latents = self.latents(tf.shape(real)[0])
         with tf.GradientTape(persistent=True) as tape:
-            fake = self.generate(latents, training=True)
-            logits = self.discriminator(tf.concat([real, fake], axis=0), training=True)
-            real_logits, fake_logits = tf.split(logits, 2, axis=0)
+            fake = self.generate(latents, labels, training=True)
+            both_labels = tf.concat([labels, labels], axis=0) if self.conditional else None
+            outputs = self._discriminate(tf.concat([real, fake], axis=0), both_labels, training=True)
+            real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
             discriminator_loss = self.loss_functions.discriminator(real_logits, fake_logits)
             generator_loss = self.loss_functions.generator(fake_logits)
             metrics = {"discriminator_loss": discriminator_loss, "generator_loss": generator_loss}
             if self.loss_functions.uses_gradient_penalty:
                 penalty = losses.gradient_penalty(
-                    lambda x: self.discriminator(x, training=True), real, fake, self.seed_generator
+                    lambda x: self._discriminate(x, labels, training=True)["logits"],
+                    real, fake, self.seed_generator,
                 )
                 discriminator_loss += self.gradient_penalty_weight * penalty
                 metrics["gradient_penalty"] = penalty
-        self._update(tape, discriminator_loss, self.discriminator, self.discriminator_optimizer)
-        self._update(tape, generator_loss, self.generator, self.generator_optimizer)
+            _, fake_features = tf.split(outputs["features"], 2, axis=0)
+            auxiliary, auxiliary_metrics = self.auxiliary_loss(latents, fake_features)
+            if auxiliary is not None:
+                discriminator_loss += auxiliary
+                generator_loss += auxiliary
+                metrics.update(auxiliary_metrics)
+        self._update(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
+        self._update(tape, generator_loss, self.generator.trainable_variables, self.generator_optimizer)
         return metrics
 
     @staticmethod
-    def _update(tape, loss, network, optimizer):
-        variables = network.trainable_variables
+    def _update(tape, loss, variables, optimizer):
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     def get_config(self):

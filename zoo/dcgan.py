@@ -46,20 +46,19 @@ class DCGAN(AdversarialModel):
 
     @classmethod
     def check_data(cls, shape, num_classes):
-        sides = ", ".join(f"{s}x{s}" for s in networks.DCGAN_START)
-        if len(shape) != 3 or shape[0] != shape[1] or shape[0] not in networks.DCGAN_START or shape[2] not in (1, 3):
+        if not networks.supports_dcgan(shape):
             raise UsageError(
-                f"dcgan takes {sides} images with 1 or 3 channels, not data of shape {tuple(shape)}"
+                f"{cls.__name__.lower()} takes {networks.dcgan_shapes()}, not data of shape {tuple(shape)}"
                 " (use --model=gan for vectors, or --image_size to resize images)"
             )
 
-    def build_generator(self):
-        return networks.dcgan_generator(
-            self.latent_dim, self.data_shape, self.width, output_activation=self.output_activation
+    def build_generator_body(self, input_dim):
+        return networks.dcgan_body(
+            input_dim, self.data_shape, self.width, name="generator_body", output_activation=self.output_activation
         )
 
-    def build_discriminator(self):
-        return networks.dcgan_discriminator(self.data_shape, self.width, norm=self.discriminator_norm)
+    def build_discriminator_trunk(self):
+        return networks.dcgan_trunk(self.data_shape, self.width, norm=self.discriminator_norm)
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "discriminator_norm": self.discriminator_norm}

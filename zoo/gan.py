@@ -19,12 +19,12 @@ class GAN(AdversarialModel):
         generator's output is reshaped to it.
       width: units of each hidden layer.
       depth: number of hidden layers in each network.
-      **kwargs: see `AdversarialModel` and `GenerativeModel`.
+      **kwargs: see `AdversarialModel` (losses, optimizers, conditioning) and `GenerativeModel`.
 
     Example:
 
     ```python
-    model = GAN(data_shape=(2,), output_activation="linear", width=128)
+    model = GAN(data_shape=(2,), bounded=False, width=128)
     model.build_optimizers()
     metrics = model.train_step({"x": tf.random.normal((64, 2))})
     points = model.sample(16, seed=1)   # (16, 2), standardised data space
@@ -40,18 +40,14 @@ class GAN(AdversarialModel):
         self.depth = int(depth)
         super().__init__(data_shape, **kwargs)
 
-    def build_generator(self):
-        return networks.mlp(
-            (self.latent_dim,),
-            [self.width] * self.depth,
-            self.data_shape,
-            name="generator",
-            hidden_activation="relu",
+    def build_generator_body(self, input_dim):
+        return networks.mlp_body(
+            input_dim, [self.width] * self.depth, self.data_shape, name="generator_body",
             output_activation=self.output_activation,
         )
 
-    def build_discriminator(self):
-        return networks.mlp(self.data_shape, [self.width] * self.depth, (1,), name="discriminator")
+    def build_discriminator_trunk(self):
+        return networks.mlp_trunk(self.data_shape, [self.width] * self.depth, name="discriminator_trunk")
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "depth": self.depth}

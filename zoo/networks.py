@@ -1,7 +1,8 @@
-"""Network builders the models share: MLPs and the DCGAN convolutional stacks.
+"""Network builders the models share: MLPs, the DCGAN convolutional stacks, label conditioning.
 
-Each returns a functional `keras.Model` with a named input, so the networks print, save and
-export cleanly on their own.
+Bodies map a vector to data (generators, decoders); trunks map data to a feature vector
+(discriminators, encoders), on which the models put their own heads. Each is a functional
+`keras.Model` with a named input, so networks print, save and export cleanly on their own.
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ DCGAN_START = {28: 7, 32: 4, 64: 4}
 NORMS = ("batch", "layer", "none")
 
 
-def mlp(input_shape, hidden_units, output_shape, *, name, hidden_activation="leaky_relu",
-        output_activation="linear"):
-    """Dense layers over the flattened input, then a dense output reshaped to `output_shape`."""
-    inputs = keras.Input(tuple(input_shape), name=f"{name}_input")
-    x = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+def supports_dcgan(shape) -> bool:
+    """Whether the DCGAN stacks handle images of `shape`."""
+    return len(shape) == 3 and shape[0] == shape[1] and shape[0] in DCGAN_START and shape[2] in (1, 3)
+
+
+def dcgan_shapes() -> str:
+    return ", ".join(f"{s}x{s}" for s in DCGAN_START) + " images with 1 or 3 channels"
+
+
+def mlp_body(input_dim, hidden_units, output_shape, *, name, output_activation="linear"):
+    """Vector -> data: ReLU dense layers, then a dense output reshaped to `output_shape`."""
+    inputs = keras.Input((input_dim,), name=f"{name}_input")
+    x = inputs
     for units in hidden_units:
-        x = layers.Dense(units)(x)
-        x = _activation(hidden_activation)(x)
+        x = layers.Dense(units, activation="relu")(x)
     x = layers.Dense(math.prod(output_shape))(x)
     x = layers.Activation(output_activation, dtype="float32")(x)
     if len(output_shape) > 1:
@@ -32,13 +40,22 @@ def mlp(input_shape, hidden_units, output_shape, *, name, hidden_activation="lea
     return keras.Model(inputs, x, name=name)
 
 
-def dcgan_generator(latent_dim, image_shape, width, *, name="generator", output_activation="tanh"):
+def mlp_trunk(input_shape, hidden_units, *, name):
+    """Data -> features: the flattened input through LeakyReLU(0.2) dense layers."""
+    inputs = keras.Input(tuple(input_shape), name=f"{name}_input")
+    x = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+    for units in hidden_units:
+        x = layers.LeakyReLU(0.2)(layers.Dense(units)(x))
+    return keras.Model(inputs, x, name=name)
+
+
+def dcgan_body(input_dim, image_shape, width, *, name="generator", output_activation="tanh"):
     """Radford et al. 2015: a dense projection, then stride-2 transposed convolutions with batch
     norm and ReLU, halving the channels at each step, and a final `output_activation`."""
     side, channels = image_shape[0], image_shape[-1]
     start = DCGAN_START[side]
     upsamplings = int(math.log2(side // start))
-    inputs = keras.Input((latent_dim,), name=f"{name}_input")
+    inputs = keras.Input((input_dim,), name=f"{name}_input")
     filters = width * 2 ** (upsamplings - 1)
     x = layers.Dense(start * start * filters, use_bias=False)(inputs)
     x = layers.BatchNormalization()(x)
@@ -54,35 +71,30 @@ def dcgan_generator(latent_dim, image_shape, width, *, name="generator", output_
     return keras.Model(inputs, outputs, name=name)
 
 
-def dcgan_discriminator(image_shape, width, *, norm="batch", outputs=1, name="discriminator"):
+def dcgan_trunk(image_shape, width, *, norm="batch", name="discriminator_trunk"):
     """Radford et al. 2015: stride-2 convolutions with LeakyReLU(0.2), doubling the channels,
     normalised after the first (batch norm, or layer norm where a gradient penalty forbids
-    batch statistics), then a dense layer to `outputs` logits."""
+    batch statistics), flattened to features."""
     side = image_shape[0]
     downsamplings = int(math.log2(side // DCGAN_START[side]))
     inputs = keras.Input(tuple(image_shape), name=f"{name}_input")
     x = inputs
     filters = width
     for index in range(downsamplings):
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=index == 0 or norm == "none")(x)
-        if index > 0:
-            x = _normalization(norm)(x)
+        normalised = index > 0 and norm != "none"
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalised)(x)
+        if normalised:
+            x = layers.BatchNormalization()(x) if norm == "batch" else layers.LayerNormalization()(x)
         x = layers.LeakyReLU(0.2)(x)
         filters *= 2
-    x = layers.Flatten()(x)
-    x = layers.Dense(outputs, dtype="float32")(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, layers.Flatten()(x), name=name)
 
 
-def _activation(name):
-    if name == "leaky_relu":
-        return layers.LeakyReLU(0.2)
-    return layers.Activation(name)
+def with_label(vector, labels, num_classes, dim, name):
+    """Concatenates a learned embedding of integer `labels` to `vector` (functional tensors)."""
+    embedding = layers.Embedding(num_classes, dim, name=f"{name}_label_embedding")(labels)
+    return layers.Concatenate()([vector, embedding])
 
 
-def _normalization(norm):
-    if norm == "batch":
-        return layers.BatchNormalization()
-    if norm == "layer":
-        return layers.LayerNormalization()
-    return layers.Identity()
+def label_input(name):
+    return keras.Input((), dtype="int32", name=f"{name}_labels")

@@ -1,0 +1,179 @@
+"""`infogan`: information-maximising GAN (Chen et al. 2016) on DCGAN networks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import losses
+from zoo.dcgan import DCGAN
+from zoo.registry import MODELS, UsageError
+
+TRAVERSAL_VALUES = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
+
+
+@MODELS.register("infogan")
+class InfoGAN(DCGAN):
+    """InfoGAN: a DCGAN whose generator also takes latent codes the model learns to read back.
+
+    The generator's input is noise, one categorical code (one-hot over `categories` values)
+    and `continuous_codes` codes uniform in [-1, 1]. An auxiliary head Q on the
+    discriminator's trunk predicts the codes of generated images; both players minimise the
+    variational bound of `zoo.losses.mutual_information_loss` (categorical cross-entropy, plus
+    the Gaussian negative log-likelihood of the continuous codes with unit variance), weighted
+    by `categorical_weight` and `continuous_weight`. Trained on unlabelled data, the categorical
+    code tends to capture the classes and the continuous codes other factors.
+
+    Args:
+      categories: values of the categorical code (at least 2).
+      continuous_codes: number of continuous codes (at least 1).
+      categorical_weight, continuous_weight: weights of the two information terms (the paper
+        uses 1 for discrete codes and smaller weights for continuous ones).
+      **kwargs: see `DCGAN`.
+
+    Example:
+
+    ```python
+    model = InfoGAN(data_shape=(28, 28, 1), categories=10, continuous_codes=2)
+    images = model.sample(10, seed=0, codes=list(range(10)))   # one per code value
+    probabilities, continuous = model.infer_codes(images)
+    ```
+
+    Reference: Chen et al., "InfoGAN: Interpretable Representation Learning by Information
+    Maximizing Generative Adversarial Nets", NeurIPS 2016.
+    """
+
+    def __init__(self, data_shape, categories=10, continuous_codes=2, categorical_weight=1.0,
+                 continuous_weight=0.1, **kwargs):
+        if categories < 2 or continuous_codes < 1:
+            raise UsageError(
+                f"infogan needs categories >= 2 and continuous_codes >= 1, not categories={categories}, "
+                f"continuous_codes={continuous_codes}"
+            )
+        if kwargs.get("conditional"):
+            raise UsageError("infogan learns its own categorical code; it does not take --conditional")
+        self.categories = int(categories)
+        self.continuous_codes = int(continuous_codes)
+        self.categorical_weight = float(categorical_weight)
+        self.continuous_weight = float(continuous_weight)
+        super().__init__(data_shape, **kwargs)
+        features = self.discriminator.output["features"].shape[-1]
+        self.q_head = keras.Sequential(
+            [
+                keras.Input((features,)),
+                keras.layers.Dense(128),
+                keras.layers.LeakyReLU(0.2),
+                keras.layers.Dense(self.categories + self.continuous_codes, dtype="float32"),
+            ],
+            name="q_head",
+        )
+
+    @property
+    def latent_size(self):
+        return self.latent_dim + self.categories + self.continuous_codes
+
+    @property
+    def auxiliary_variables(self):
+        return self.q_head.trainable_variables
+
+    def latents(self, num, seed=None, codes=None, continuous=None):
+        """Noise, one-hot categorical codes and continuous codes, concatenated.
+
+        Args:
+          codes: categorical code values (num,), drawn uniformly when None.
+          continuous: continuous codes (num, continuous_codes), drawn in [-1, 1] when None.
+        """
+        noise = self.normal((num, self.latent_dim), seed)
+        if codes is None:
+            codes = self._uniform_integers(num, seed)
+        elif tf.executing_eagerly():
+            values = np.asarray(codes).reshape(-1)
+            bad = values[(values < 0) | (values >= self.categories)]
+            if bad.size:
+                raise UsageError(f"categorical code {bad[0]} is outside 0..{self.categories - 1}")
+        if continuous is None:
+            continuous = self._uniform((num, self.continuous_codes), seed)
+        elif tf.executing_eagerly() and np.shape(continuous)[-1] != self.continuous_codes:
+            raise UsageError(
+                f"{np.shape(continuous)[-1]} continuous codes given; this model has {self.continuous_codes}"
+            )
+        one_hot = tf.one_hot(tf.cast(codes, tf.int32), self.categories)
+        return tf.concat([noise, one_hot, tf.cast(continuous, tf.float32)], axis=-1)
+
+    def _uniform_integers(self, num, seed):
+        if seed is None:
+            return keras.random.randint((num,), 0, self.categories, seed=self.seed_generator)
+        return tf.random.stateless_uniform((num,), seed=[seed, 1], maxval=self.categories, dtype=tf.int32)
+
+    def _uniform(self, shape, seed):
+        if seed is None:
+            return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+        return tf.random.stateless_uniform(shape, seed=[seed, 2], minval=-1.0, maxval=1.0)
+
+    def sample(self, num, seed=None, labels=None, codes=None, continuous=None):
+        """Samples with chosen categorical `codes` and `continuous` codes (drawn when None)."""
+        if labels is not None:
+            raise UsageError("infogan is not conditioned on labels; choose its categorical codes instead")
+        return self.generate(self.latents(num, seed, codes, continuous))
+
+    def _split_codes(self, latents):
+        start = self.latent_dim
+        return latents[:, start:start + self.categories], latents[:, start + self.categories:]
+
+    def _q(self, features, training=False):
+        outputs = self.q_head(features, training=training)
+        return outputs[:, : self.categories], outputs[:, self.categories:]
+
+    def auxiliary_loss(self, latents, fake_features):
+        one_hot, continuous = self._split_codes(latents)
+        logits, mean = self._q(fake_features, training=True)
+        categorical = losses.mutual_information_loss(categorical_codes=one_hot, categorical_logits=logits)
+        gaussian = losses.mutual_information_loss(
+            continuous_codes=continuous, continuous_mean=mean, continuous_log_std=tf.zeros_like(mean)
+        )
+        total = self.categorical_weight * categorical + self.continuous_weight * gaussian
+        return total, {"categorical_information_loss": categorical, "continuous_information_loss": gaussian}
+
+    def infer_codes(self, data):
+        """Posterior of the codes given data in the model's range: `(probabilities, means)`."""
+        features = self.discriminator(data, training=False)["features"]
+        logits, mean = self._q(features)
+        return tf.nn.softmax(logits), mean
+
+    def pictures(self, num, seed, real=None):
+        """Adds `categorical` (a row per code value, same noise along each column) and
+        `continuous_K` (a row per code value, continuous code K swept from -2 to 2)."""
+        pictures = super().pictures(num, seed, real)
+        columns = 8
+        values = np.repeat(np.arange(self.categories), columns)
+        noise_seeds = np.tile(np.arange(columns), self.categories)
+        pictures["categorical"] = (
+            self._generate_codes(values, np.zeros((len(values), self.continuous_codes)), noise_seeds, seed),
+            columns,
+        )
+        steps = len(TRAVERSAL_VALUES)
+        values = np.repeat(np.arange(self.categories), steps)
+        for index in range(self.continuous_codes):
+            continuous = np.zeros((len(values), self.continuous_codes), np.float32)
+            continuous[:, index] = np.tile(TRAVERSAL_VALUES, self.categories)
+            pictures[f"continuous_{index}"] = (
+                self._generate_codes(values, continuous, np.zeros(len(values), int), seed), steps
+            )
+        return pictures
+
+    def _generate_codes(self, codes, continuous, noise_index, seed):
+        """Images for given codes, with the noise vector chosen by `noise_index` (shared noise)."""
+        noise = self.normal((int(noise_index.max()) + 1, self.latent_dim), seed)
+        noise = tf.gather(noise, noise_index)
+        one_hot = tf.one_hot(codes, self.categories)
+        return self.generate(tf.concat([noise, one_hot, tf.constant(continuous, tf.float32)], axis=-1))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "categories": self.categories,
+            "continuous_codes": self.continuous_codes,
+            "categorical_weight": self.categorical_weight,
+            "continuous_weight": self.continuous_weight,
+        }

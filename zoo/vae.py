@@ -1,0 +1,240 @@
+"""`vae`: variational autoencoder (Kingma & Welling 2013), with beta weighting of the KL term."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from zoo import losses, networks
+from zoo.base import GenerativeModel
+from zoo.registry import MODELS, UsageError
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@MODELS.register("vae")
+class VAE(GenerativeModel):
+    """Variational autoencoder: convolutional for images, MLP for vectors.
+
+    The encoder maps data to the mean and log-variance of a diagonal Gaussian posterior; a
+    sample drawn by reparameterisation is decoded into the parameters of the likelihood:
+
+    - `bernoulli`: binary cross-entropy against data scaled to [0, 1] (images only); samples
+      and reconstructions are the Bernoulli means;
+    - `gaussian`: a Gaussian with a learned global standard deviation (a calibrated decoder,
+      Rybkin et al. 2021) around the decoded mean; images are scaled to [-1, 1], vectors
+      standardised.
+
+    The loss is the negative ELBO with the KL term weighted by `beta` (Higgins et al. 2017); the
+    metrics are the reconstruction term and the KL per example in nats, and the ELBO itself.
+    Conditional models concatenate a learned label embedding to the encoder's features and to
+    the decoder's input.
+
+    Args:
+      data_shape: `(S, S, C)` images of the DCGAN sizes, or vectors `(D,)`.
+      latent_dim: size of the latent code.
+      width: base channels (images) or hidden units (vectors).
+      depth: hidden layers of the MLPs (vectors).
+      likelihood: `bernoulli` or `gaussian`; by default `bernoulli` for images and
+        `gaussian` for unbounded vectors.
+      beta: weight of the KL term (1: the plain VAE).
+      learning_rate: Adam learning rate.
+      **kwargs: see `GenerativeModel`.
+
+    Example:
+
+    ```python
+    vae = VAE(data_shape=(28, 28, 1), latent_dim=16, width=32)
+    mean, log_variance = vae.encode(images)       # images in [0, 1]
+    reconstructions = vae.reconstruct(images)
+    ```
+
+    Reference: Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+    """
+
+    def __init__(self, data_shape, latent_dim=16, width=32, depth=2, likelihood=None, beta=1.0,
+                 learning_rate=1e-3, **kwargs):
+        super().__init__(data_shape, **kwargs)
+        self.check_data(self.data_shape, self.num_classes)
+        likelihood = likelihood or ("bernoulli" if self.bounded else "gaussian")
+        if likelihood not in LIKELIHOODS:
+            raise UsageError(f"unknown likelihood {likelihood!r}; known: {', '.join(LIKELIHOODS)}")
+        if likelihood == "bernoulli" and not self.bounded:
+            raise UsageError(
+                "likelihood bernoulli needs data in a fixed range such as images; "
+                "this data is unbounded: use --likelihood=gaussian"
+            )
+        if latent_dim <= 0 or width <= 0 or depth <= 0 or beta < 0:
+            raise UsageError(
+                f"latent_dim={latent_dim}, width={width}, depth={depth} must be positive and beta={beta} >= 0"
+            )
+        self.latent_dim = int(latent_dim)
+        self.width = int(width)
+        self.depth = int(depth)
+        self.likelihood = likelihood
+        self.beta = float(beta)
+        self.learning_rate = float(learning_rate)
+        self.encoder = self._encoder()
+        self.decoder = self._decoder()
+        # log of the Gaussian likelihood's standard deviation, learned with the decoder.
+        self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale") if likelihood == "gaussian" else None
+        self.evaluation_seed_generator = keras.random.SeedGenerator(seed=self.seed + 1)
+        self.optimizer_ = keras.optimizers.Adam(self.learning_rate)
+
+    @classmethod
+    def check_data(cls, shape, num_classes):
+        if len(shape) == 3 and not networks.supports_dcgan(shape):
+            raise UsageError(f"vae takes {networks.dcgan_shapes()} or vectors, not data of shape {tuple(shape)}")
+        super().check_data(shape, num_classes)
+
+    @property
+    def data_range(self):
+        if self.likelihood == "bernoulli":
+            return (0.0, 1.0)
+        return super().data_range
+
+    @property
+    def is_image(self):
+        return len(self.data_shape) == 3
+
+    # -- networks -----------------------------------------------------------------------------
+
+    def _encoder(self):
+        data = keras.Input(self.data_shape, name="data")
+        inputs = [data]
+        if self.is_image:
+            features = networks.dcgan_trunk(self.data_shape, self.width, norm="none", name="encoder_trunk")(data)
+        else:
+            features = networks.mlp_trunk(self.data_shape, [self.width] * self.depth, name="encoder_trunk")(data)
+        if self.conditional:
+            labels = networks.label_input("encoder")
+            inputs.append(labels)
+            features = networks.with_label(features, labels, self.num_classes, 32, "encoder")
+        mean = keras.layers.Dense(self.latent_dim, dtype="float32", name="mean")(features)
+        log_variance = keras.layers.Dense(self.latent_dim, dtype="float32", name="log_variance")(features)
+        return keras.Model(inputs, {"mean": mean, "log_variance": log_variance}, name="encoder")
+
+    def _decoder(self):
+        latents = keras.Input((self.latent_dim,), name="latents")
+        inputs, vector, width = [latents], latents, self.latent_dim
+        if self.conditional:
+            labels = networks.label_input("decoder")
+            inputs.append(labels)
+            vector = networks.with_label(latents, labels, self.num_classes, 32, "decoder")
+            width += 32
+        # The decoder emits logits (Bernoulli) or the mean (Gaussian) of the likelihood.
+        activation = "linear" if self.likelihood == "bernoulli" else self.output_activation
+        if self.is_image:
+            body = networks.dcgan_body(width, self.data_shape, self.width, name="decoder_body",
+                                       output_activation=activation)
+        else:
+            body = networks.mlp_body(width, [self.width] * self.depth, self.data_shape, name="decoder_body",
+                                     output_activation=activation)
+        return keras.Model(inputs, body(vector), name="decoder")
+
+    @property
+    def sampling_network(self):
+        return self.decoder
+
+    @property
+    def trainable_parameters(self):
+        extra = [self.log_scale] if self.log_scale is not None else []
+        return self.encoder.trainable_variables + self.decoder.trainable_variables + extra
+
+    def build_optimizers(self):
+        self.optimizer_.build(self.trainable_parameters)
+
+    # -- the endpoints ------------------------------------------------------------------------
+
+    def encode(self, data, labels=None, training=False):
+        """Posterior `(mean, log_variance)` of data in the model's range."""
+        labels = self._labels(labels)
+        outputs = self.encoder([data, labels] if self.conditional else data, training=training)
+        return outputs["mean"], outputs["log_variance"]
+
+    def decode(self, latents, labels=None, training=False):
+        """Data-space means of latent codes."""
+        return self._mean(self._decoder_output(latents, self._labels(labels), training))
+
+    def reconstruct(self, data, labels=None):
+        """Decodes the posterior mean of each example."""
+        mean, _ = self.encode(data, labels)
+        return self.decode(mean, labels)
+
+    def latents(self, num, seed=None):
+        return self.normal((num, self.latent_dim), seed)
+
+    def generate(self, latents, labels=None, training=False):
+        return self._mean(self._decoder_output(latents, labels, training))
+
+    def _labels(self, labels):
+        return tf.cast(labels, tf.int32) if self.conditional and labels is not None else labels
+
+    def _decoder_output(self, latents, labels, training):
+        return self.decoder([latents, labels] if self.conditional else latents, training=training)
+
+    def _mean(self, decoded):
+        return tf.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
+
+    # -- the step -----------------------------------------------------------------------------
+
+    def _elbo_terms(self, batch, seed_generator, training):
+        data = batch["x"]
+        labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
+        mean, log_variance = self.encode(data, labels, training=training)
+        noise = keras.random.normal(tf.shape(mean), seed=seed_generator)
+        latents = mean + tf.exp(0.5 * log_variance) * noise
+        decoded = self._decoder_output(latents, labels, training)
+        reconstruction = tf.reduce_mean(self._negative_log_likelihood(data, decoded))
+        kl = losses.kl_divergence(mean, log_variance)
+        return reconstruction, kl
+
+    def _negative_log_likelihood(self, data, decoded):
+        """Per-example negative log-likelihood, summed over features, in nats."""
+        axes = list(range(1, len(self.data_shape) + 1))
+        data = tf.cast(data, tf.float32)
+        if self.likelihood == "bernoulli":
+            per_feature = tf.nn.sigmoid_cross_entropy_with_logits(labels=data, logits=decoded)
+        else:
+            scale = tf.exp(self.log_scale)
+            per_feature = 0.5 * tf.square((data - decoded) / scale) + self.log_scale + 0.5 * math.log(2 * math.pi)
+        return tf.reduce_sum(per_feature, axis=axes)
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self._elbo_terms(batch, self.seed_generator, training=True)
+            loss = reconstruction + self.beta * kl
+        variables = self.trainable_parameters
+        self.optimizer_.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
+
+    def test_step(self, batch):
+        reconstruction, kl = self._elbo_terms(batch, self.evaluation_seed_generator, training=False)
+        return {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
+
+    def pictures(self, num, seed, real=None):
+        """Adds `reconstruction`: rows of real examples, each followed by its reconstruction."""
+        pictures = super().pictures(num, seed, real)
+        if real is not None and self.is_image:
+            data = real["x"][:32]
+            labels = real["y"][: len(data)] if self.conditional else None
+            rebuilt = self.reconstruct(data, labels)
+            columns = 8
+            rows = len(data) // columns
+            pairs = tf.stack([tf.reshape(data[: rows * columns], (rows, columns, *self.data_shape)),
+                              tf.reshape(rebuilt[: rows * columns], (rows, columns, *self.data_shape))], axis=1)
+            pictures["reconstruction"] = (tf.reshape(pairs, (-1, *self.data_shape)), columns)
+        return pictures
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "latent_dim": self.latent_dim,
+            "width": self.width,
+            "depth": self.depth,
+            "likelihood": self.likelihood,
+            "beta": self.beta,
+            "learning_rate": self.learning_rate,
+        }
