@@ -170,3 +170,5 @@ def test_ema_warms_up_and_swaps_back():
     with ema.swapped():
         assert variable.numpy()[0] == pytest.approx(10.0 * (1 - 2 / 11))
     assert variable.numpy()[0] == 10.0
+
+

@@ -32,6 +32,8 @@ import tensorflow as tf
 
 from zoo.registry import TrainingError
 
+CHECKPOINT_FOLDER = "checkpoints"
+
 
 @dataclasses.dataclass
 class TrainerConfig:
@@ -81,6 +83,23 @@ class ExponentialMovingAverage:
                 variable.assign(value)
 
 
+def checkpoint_of(model, ema_decay: float = 0.0):
+    """The checkpoint of a training run of `model`, and its moving average (None if off).
+
+    It holds the step, the model with its networks and optimizers, the state of every random
+    stream, and the EMA shadows; the trainer saves it and `trainers.restore` reads it.
+    """
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    ema = ExponentialMovingAverage(model.sampling_network.variables, ema_decay) if ema_decay > 0 else None
+    checkpoint = tf.train.Checkpoint(
+        step=step,
+        model=model,
+        random_state=model.random_state(),
+        **({"ema": ema.shadows, "ema_updates": ema.updates} if ema else {}),
+    )
+    return checkpoint, ema
+
+
 class Trainer:
     """Trains `model` on the batches of `dataset`, writing everything into `model_dir`.
 
@@ -118,21 +137,11 @@ class Trainer:
         self.log = log
         with self.strategy.scope():
             model.build_optimizers()
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.ema = (
-                ExponentialMovingAverage(model.sampling_network.variables, self.config.ema_decay)
-                if self.config.ema_decay > 0
-                else None
-            )
+            checkpoint, self.ema = checkpoint_of(model, self.config.ema_decay)
+        self.step = checkpoint.step
         self.iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        checkpoint = tf.train.Checkpoint(
-            step=self.step,
-            model=model,
-            random_state=model.random_state(),
-            **({"ema": self.ema.shadows, "ema_updates": self.ema.updates} if self.ema else {}),
-        )
         self.checkpoints = tf.train.CheckpointManager(
-            checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=self.config.keep_checkpoints
+            checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), max_to_keep=self.config.keep_checkpoints
         )
         self._train = tf.function(self._steps, jit_compile=self.config.jit_compile or None)
         self._writer = tf.summary.create_file_writer(model_dir)

@@ -20,13 +20,11 @@ import tensorflow as tf  # noqa: E402
 import zoo  # noqa: E402
 from datasets import pipeline, sources  # noqa: E402
 from trainers import pictures  # noqa: E402
-from trainers.loop import Trainer, TrainerConfig  # noqa: E402
+from trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig  # noqa: E402
+from trainers.restore import CONFIG_FILE  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402
 
-CONFIG_FILE = "config.json"
 HELDOUT_FILE = "heldout.json"
-# Model directories hold checkpoints under this folder (see trainers.loop.Trainer).
-CHECKPOINT_FOLDER = "checkpoints"
 
 
 def main(argv):

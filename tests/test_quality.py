@@ -1,0 +1,93 @@
+"""Quality of the shapes recipes, trained for real (minutes each): `pytest -m slow -s tests/test_quality.py`.
+
+Each test trains a recipe from configs/ through the train command, then measures it against the
+embedded shapes data with a domain classifier trained on the real training split. The numbers
+printed here are the ones quoted in the README.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from datasets import sources
+from trainers import metrics, restore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def train(recipe, model_dir, *extra):
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "trainers.train", f"--flagfile=configs/{recipe}.cfg", f"--model_dir={model_dir}",
+               *extra]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    minutes = (time.perf_counter() - started) / 60
+    print(f"\n{recipe}: trained in {minutes:.1f} min (wall clock, including start-up)")
+    return restore.load(str(model_dir)), minutes
+
+
+@pytest.fixture(scope="module")
+def shapes_test():
+    dataset, _ = sources.load("shapes", "test")
+    batch = next(iter(dataset.batch(4000)))
+    return {key: value.numpy() for key, value in batch.items()}
+
+
+@pytest.fixture(scope="module")
+def shapes_classifier(shapes_test):
+    dataset, spec = sources.load("shapes")
+    model = metrics.train_classifier(dataset, spec)
+    accuracy = np.mean(metrics.predict_classes(model, shapes_test["x"]) == shapes_test["y"])
+    print(f"\nshapes classifier: {accuracy:.4f} accuracy on the 4000 real test images")
+    assert accuracy > 0.98
+    return model
+
+
+def test_conditional_dcgan_makes_the_class_asked_for(tmp_path, shapes_classifier):
+    trained, minutes = train("dcgan_shapes_conditional", tmp_path)
+    per_class = []
+    for label in range(trained.spec.num_classes):
+        samples = trained.scale.decode(trained.model.sample(500, seed=label, labels=np.full(500, label))).numpy()
+        per_class.append(np.mean(metrics.predict_classes(shapes_classifier, samples) == label))
+    overall = float(np.mean(per_class))
+    names = trained.spec.class_names
+    print("conditional dcgan on shapes: samples recognised as the class asked for: "
+          f"{overall:.4f} (" + ", ".join(f"{n} {a:.3f}" for n, a in zip(names, per_class)) + ")")
+    assert minutes <= 15
+    assert overall >= 0.95
+
+
+def test_infogan_categorical_code_recovers_the_shape_class(tmp_path, shapes_test):
+    trained, minutes = train("infogan_shapes", tmp_path)
+    data = trained.scale.encode(shapes_test["x"])
+    probabilities, _ = trained.model.infer_codes(data)
+    accuracy, matching = metrics.best_matching_accuracy(np.argmax(probabilities, axis=-1), shapes_test["y"])
+    print(f"infogan on shapes: categorical code vs true class after best matching: {accuracy:.4f} "
+          f"(code -> class {matching})")
+    assert minutes <= 15
+    assert accuracy >= 0.95
+
+
+def test_vae_heldout_elbo_and_recognisable_reconstructions(tmp_path, shapes_test, shapes_classifier):
+    import json
+
+    trained, minutes = train("vae_shapes", tmp_path)
+    with open(tmp_path / "heldout.json") as file:
+        heldout = json.load(file)
+    data = trained.scale.encode(shapes_test["x"])
+    rebuilt = trained.model.reconstruct(data).numpy()
+    error = float(np.mean(np.square(rebuilt - np.asarray(data))))
+    recognised = np.mean(
+        metrics.predict_classes(shapes_classifier, trained.scale.decode(rebuilt).numpy()) == shapes_test["y"]
+    )
+    print(f"vae on shapes: held-out ELBO {heldout['elbo']:.2f} nats (reconstruction {heldout['reconstruction']:.2f}, "
+          f"KL {heldout['kl']:.2f}); reconstruction MSE {error:.4f} on [0, 1] pixels; "
+          f"reconstructions classified as their input's class: {recognised:.4f}")
+    assert minutes <= 15
+    assert recognised >= 0.9
+    assert os.path.exists(tmp_path / "samples" / f"reconstruction_step_{trained.step:07d}.png")

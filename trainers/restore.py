@@ -1,0 +1,81 @@
+"""Rebuild a trained model from its model directory, for sampling, export and evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+
+import zoo
+from datasets import pipeline
+from datasets.sources import DataSpec
+from trainers.loop import CHECKPOINT_FOLDER, checkpoint_of
+from zoo.registry import UsageError
+
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A model restored from `model_dir` with what it was trained on."""
+
+    model: zoo.base.GenerativeModel
+    record: dict
+    spec: DataSpec
+    scale: pipeline.Scaling
+    checkpoint: str
+    step: int
+    averaged: bool  # whether the sampling network holds the moving-average weights
+
+
+def read_record(model_dir: str) -> dict:
+    """The `config.json` a training run wrote; UsageError when there is none to read."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isdir(model_dir):
+        raise UsageError(f"--model_dir={model_dir} does not exist")
+    if not os.path.exists(path):
+        raise UsageError(f"--model_dir={model_dir} holds no {CONFIG_FILE}; it is not a model directory of this tool")
+    try:
+        with open(path) as file:
+            record = json.load(file)
+        zoo.get(record["model"])
+        record["config"], record["data_spec"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"{path} cannot be read ({type(error).__name__}: {error})") from None
+    return record
+
+
+def load(model_dir: str, use_average: bool = True) -> TrainedModel:
+    """Rebuilds the model of `model_dir` from its latest checkpoint.
+
+    With `use_average`, the sampling network takes the moving-average (EMA) weights when the run
+    kept them.
+    """
+    record = read_record(model_dir)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_FOLDER))
+    if latest is None:
+        raise UsageError(f"--model_dir={model_dir} holds no checkpoint yet; train first")
+    model = zoo.get(record["model"]).from_config(record["config"])
+    spec_fields = dict(record["data_spec"])
+    for key in ("shape", "value_range", "loc", "scale", "class_names", "factor_names", "splits"):
+        if spec_fields.get(key) is not None:
+            spec_fields[key] = tuple(spec_fields[key])
+    spec = DataSpec(**spec_fields)
+    names = {name for name, _ in tf.train.list_variables(latest)}
+    averaged = use_average and any(name.startswith("ema/") for name in names)
+    checkpoint, ema = checkpoint_of(model, ema_decay=0.5 if averaged else 0.0)
+    checkpoint.restore(latest).expect_partial()
+    if ema is not None:
+        for variable, shadow in zip(ema.variables, ema.shadows):
+            variable.assign(shadow)
+    return TrainedModel(
+        model=model,
+        record=record,
+        spec=spec,
+        scale=pipeline.scaling(spec, model.data_range),
+        checkpoint=latest,
+        step=int(checkpoint.step.numpy()),
+        averaged=averaged,
+    )
