@@ -10,7 +10,9 @@ from trainers import metrics
 def brute_force_min_cost(cost):
     rows, columns = cost.shape
     if rows <= columns:
-        return min(sum(cost[r, c] for r, c in zip(range(rows), p)) for p in itertools.permutations(range(columns), rows))
+        return min(
+            sum(cost[r, c] for r, c in zip(range(rows), p)) for p in itertools.permutations(range(columns), rows)
+        )
     return brute_force_min_cost(cost.T)
 
 

@@ -80,6 +80,7 @@ def bad_files(tmp_path):
     files = tmp_path / "files"
     files.mkdir()
     np.savez(files / "no_x.npz", images=np.zeros((4, 28, 28), np.uint8))
+    np.savez(files / "unlabelled.npz", x=np.random.default_rng(0).integers(0, 255, (8, 28, 28), dtype=np.uint8))
     (files / "empty").mkdir()
     mixed = files / "mixed"
     mixed.mkdir()
@@ -121,6 +122,12 @@ BAD_INPUTS = [
     (["--model=gan", "--dataset=shapes", "--split=validation"], 2, ["'validation'", "train, test"]),
     (["--model=gan", "--dataset=ring", "--loss=wgan"], 2, ["--loss=wgan", "hinge"]),
     (["--model=dcgan", "--dataset=shapes", "--loss=wasserstein_gp"], 2, ["discriminator_norm=layer"]),
+    (["--model=dcgan", "--dataset=npz:{files}/unlabelled.npz", "--conditional"], 2, ["--conditional", "no labels"]),
+    (["--model=infogan", "--dataset=shapes", "--categories=0"], 2, ["--categories=0"]),
+    (["--model=infogan", "--dataset=shapes", "--continuous_codes=-1"], 2, ["--continuous_codes=-1"]),
+    (["--model=infogan", "--dataset=shapes", "--conditional"], 2, ["infogan", "--conditional"]),
+    (["--model=vae", "--dataset=ring", "--likelihood=bernoulli"], 2, ["bernoulli", "--likelihood=gaussian"]),
+    (["--model=vae", "--dataset=ring", "--likelihood=poisson"], 2, ["--likelihood=poisson", "gaussian"]),
     (["--dataset=ring"], 2, ["--model is required"]),
     (["--model=gan"], 2, ["--dataset is required"]),
     (["--model=gan", "--dataset=ring", "extra"], 2, ["'extra'"]),

@@ -17,7 +17,8 @@ DATASET = flags.DEFINE_string(
 )
 SPLIT = flags.DEFINE_string("split", "train", "Split of the dataset to train on.")
 EVAL_SPLIT = flags.DEFINE_string(
-    "eval_split", "test", "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it."
+    "eval_split", "test",
+    "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it.",
 )
 IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None, "Resize images to this side length (needed for images of mixed sizes).", lower_bound=1
@@ -38,7 +39,8 @@ KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to k
 LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Progress line and scalars every N steps.", lower_bound=1)
 SAMPLE_EVERY = flags.DEFINE_integer("sample_every", 1000, "Picture of samples every N steps.", lower_bound=1)
 EMA_DECAY = flags.DEFINE_float(
-    "ema_decay", 0.999, "Decay of the moving average of generator weights used for pictures; 0 turns it off.",
+    "ema_decay", 0.0, "Decay of the moving average of generator weights used for pictures and export "
+    "(e.g. 0.999); 0 turns it off.",
     lower_bound=0.0, upper_bound=0.99999,
 )
 SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)

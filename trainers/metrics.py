@@ -55,7 +55,7 @@ def train_classifier(dataset: tf.data.Dataset, spec: DataSpec, *, epochs: int = 
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    model.fit(batches, epochs=epochs, verbose=0)
+    model.fit(batches, epochs=epochs, verbose=0, shuffle=False)  # the dataset shuffles itself
     return model
 
 

@@ -15,7 +15,6 @@ import os
 
 from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
 
-import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
 from datasets import pipeline, sources  # noqa: E402

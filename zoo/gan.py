@@ -19,6 +19,9 @@ class GAN(AdversarialModel):
         generator's output is reshaped to it.
       width: units of each hidden layer.
       depth: number of hidden layers in each network.
+      latent_dim, loss, generator_learning_rate, discriminator_learning_rate: as in
+        `AdversarialModel`, with defaults that cover all 8 modes of the `ring` toy (the hinge
+        loss; a vanilla non-saturating MLP GAN famously collapses onto a few modes there).
       **kwargs: see `AdversarialModel` (losses, optimizers, conditioning) and `GenerativeModel`.
 
     Example:
@@ -33,12 +36,16 @@ class GAN(AdversarialModel):
     Reference: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     """
 
-    def __init__(self, data_shape, width=256, depth=2, **kwargs):
+    def __init__(self, data_shape, width=128, depth=3, latent_dim=16, loss="hinge", generator_learning_rate=1e-3,
+                 discriminator_learning_rate=1e-3, **kwargs):
         if width <= 0 or depth <= 0:
             raise UsageError(f"width={width} and depth={depth} must be positive integers")
         self.width = int(width)
         self.depth = int(depth)
-        super().__init__(data_shape, **kwargs)
+        super().__init__(
+            data_shape, latent_dim=latent_dim, loss=loss, generator_learning_rate=generator_learning_rate,
+            discriminator_learning_rate=discriminator_learning_rate, **kwargs,
+        )
 
     def build_generator_body(self, input_dim):
         return networks.mlp_body(

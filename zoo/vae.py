@@ -79,7 +79,9 @@ class VAE(GenerativeModel):
         self.encoder = self._encoder()
         self.decoder = self._decoder()
         # log of the Gaussian likelihood's standard deviation, learned with the decoder.
-        self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale") if likelihood == "gaussian" else None
+        self.log_scale = None
+        if likelihood == "gaussian":
+            self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
         self.evaluation_seed_generator = keras.random.SeedGenerator(seed=self.seed + 1)
         self.optimizer_ = keras.optimizers.Adam(self.learning_rate)
 
