@@ -126,7 +126,7 @@ class Trainer:
         picture: Callable[[np.ndarray, str, int], None] | None = None,
         picture_examples: dict | None = None,
         strategy: tf.distribute.Strategy | None = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] = lambda line: print(line, flush=True),
     ):
         self.model = model
         self.model_dir = model_dir
