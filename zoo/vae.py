@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from zoo import losses, networks
-from zoo.base import GenerativeModel
+from zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel
 from zoo.registry import MODELS, UsageError
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -113,7 +113,7 @@ class VAE(GenerativeModel):
         if self.conditional:
             labels = networks.label_input("encoder")
             inputs.append(labels)
-            features = networks.with_label(features, labels, self.num_classes, 32, "encoder")
+            features = networks.with_label(features, labels, self.num_classes, LABEL_EMBEDDING_DIM, "encoder")
         mean = keras.layers.Dense(self.latent_dim, dtype="float32", name="mean")(features)
         log_variance = keras.layers.Dense(self.latent_dim, dtype="float32", name="log_variance")(features)
         return keras.Model(inputs, {"mean": mean, "log_variance": log_variance}, name="encoder")
@@ -124,8 +124,8 @@ class VAE(GenerativeModel):
         if self.conditional:
             labels = networks.label_input("decoder")
             inputs.append(labels)
-            vector = networks.with_label(latents, labels, self.num_classes, 32, "decoder")
-            width += 32
+            vector = networks.with_label(latents, labels, self.num_classes, LABEL_EMBEDDING_DIM, "decoder")
+            width += LABEL_EMBEDDING_DIM
         # The decoder emits logits (Bernoulli) or the mean (Gaussian) of the likelihood.
         activation = "linear" if self.likelihood == "bernoulli" else self.output_activation
         if self.is_image:
