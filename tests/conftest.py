@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import contextlib  # noqa: E402
+import io  # noqa: E402
 import math  # noqa: E402
 
 import pytest  # noqa: E402
@@ -21,7 +23,8 @@ def tiny_model(name, **overrides):
     model_class = zoo.get(name)
     shape = tiny_shape(name)
     arguments = {k: v for k, v in TINY_ARGUMENTS.items() if k in model_class.arguments()}
-    return model_class(data_shape=shape, bounded=len(shape) == 3, **{**arguments, **overrides})
+    settings = {"data_shape": shape, "bounded": len(shape) == 3, **arguments, **overrides}
+    return model_class(**settings)
 
 
 def tiny_shape(name):
@@ -33,6 +36,21 @@ def tiny_shape(name):
         except zoo.UsageError:
             continue
     raise AssertionError(f"model {name} accepts none of the test shapes {TINY_SHAPES}")
+
+
+def run_tool(main, *argv):
+    """Runs a command's `main` under the CLI's error contract in this process, with flags
+    restored afterwards; returns (exit code, stdout, stderr)."""
+    from absl import app
+    from absl.testing import flagsaver
+
+    from trainers import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with flagsaver.flagsaver(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with pytest.raises(SystemExit) as exit_info:
+            app.run(cli.guarded(main), argv=["tool", *argv], flags_parser=cli.parse_flags)
+    return exit_info.value.code or 0, out.getvalue(), err.getvalue()
 
 
 def all_finite(values):

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from absl import app
-from absl.testing import flagsaver
 
+from conftest import run_tool
 from trainers import cli, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,14 +23,7 @@ TINY = ["--train_steps=2", "--batch_size=4", "--width=8", "--latent_dim=4", "--s
 
 def run_train(*argv):
     """Runs the train command in this process; returns (exit code, stdout, stderr)."""
-    import io
-    import contextlib
-
-    out, err = io.StringIO(), io.StringIO()
-    with flagsaver.flagsaver(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        with pytest.raises(SystemExit) as exit_info:
-            app.run(cli.guarded(train.main), argv=["train", *argv], flags_parser=cli.parse_flags)
-    return exit_info.value.code or 0, out.getvalue(), err.getvalue()
+    return run_tool(train.main, *argv)
 
 
 def snapshot(directory):

@@ -65,6 +65,17 @@ def require(*holders) -> None:
             raise UsageError(f"--{holder.name} is required")
 
 
+def check_writable_dir(path: str, flag: str) -> None:
+    """Raises UsageError unless `path` is a directory, or could be made one, that can be written."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag}={path} is a file, not a directory")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(os.path.abspath(parent))
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag}={path} is not writable ({parent} does not allow writing)")
+
+
 def guarded(main):
     """Wraps `main` so that a `UserError` ends as one line and its exit status."""
 

@@ -48,6 +48,38 @@ SEED = flags.DEFINE_integer("seed", 0, "Seed of the data order and the model's r
 JIT_COMPILE = flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
 VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 
+# -- export and sampling ---------------------------------------------------------------------
+EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None,
+    "Export base directory: each export is a numbered SavedModel version in it, as TF Serving watches.",
+)
+MAX_SAMPLES = flags.DEFINE_integer(
+    "max_samples", 1024, "Most samples one request to an export may ask for.", lower_bound=1
+)
+SERVING_NAME = flags.DEFINE_string(
+    "serving_name", None, "Model name in the exported models.config (default: the export directory's name)."
+)
+SERVING_BASE_PATH = flags.DEFINE_string(
+    "serving_base_path", None,
+    "Base path of the model as TF Serving sees it, in models.config (default: /models/<serving_name>).",
+)
+USE_EMA = flags.DEFINE_bool(
+    "use_ema", True, "Use the moving-average generator weights when the run kept them."
+)
+NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Number of samples to write.")
+OUTPUT = flags.DEFINE_string("output", None, "File (npz, tfrecord) or folder (png) to write the samples to.")
+FORMAT = flags.DEFINE_enum("format", None, ["npz", "png", "tfrecord"],
+                           "Output format (default: from the --output extension; png for a folder).")
+CHUNK_SIZE = flags.DEFINE_integer("chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
+CLASS_BALANCE = flags.DEFINE_enum(
+    "class_balance", "uniform", ["uniform", "real"],
+    "Classes of conditional samples: equal counts, or the training data's class frequencies.",
+)
+CLASSES = flags.DEFINE_list(
+    "classes", None, "Classes (indices or names) to draw conditional samples of (default: all)."
+)
+OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+
 # -- models (constructor arguments by name) ---------------------------------------------------
 flags.DEFINE_integer("latent_dim", None, "Size of the generator's input noise.", lower_bound=1)
 flags.DEFINE_integer("width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1)

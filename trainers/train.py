@@ -36,7 +36,7 @@ def main(argv):
     if F.CONDITIONAL.value and spec.num_classes < 2:
         raise UsageError(f"--conditional needs a labelled dataset; {F.DATASET.value!r} has no labels (y)")
     model_dir = F.MODEL_DIR.value
-    check_writable_dir(model_dir)
+    cli.check_writable_dir(model_dir, "--model_dir")
 
     model = model_class(
         data_shape=spec.shape,
@@ -102,16 +102,6 @@ def evaluate_heldout(trainer, spec, scale) -> None:
         json.dump({"split": split, "step": int(trainer.step.numpy()), **metrics}, file, indent=2)
     values = "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     print(f"  held-out ({split}): {values}  -> {path}")
-
-
-def check_writable_dir(path: str) -> None:
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"--model_dir={path} is a file, not a directory")
-    parent = path
-    while not os.path.exists(parent):
-        parent = os.path.dirname(os.path.abspath(parent))
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--model_dir={path} is not writable ({parent} does not allow writing)")
 
 
 def check_same_run(model_dir: str, record: dict) -> None:

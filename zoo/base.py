@@ -11,6 +11,8 @@ whether the data is bounded, number of classes, conditioning, seed), owning its 
 - `pictures(num, seed, real)`: named batches of samples worth looking at, each with its
   number of columns (samples, a latent interpolation, and whatever the model adds);
 - `sampling_network`: the network whose weights the trainer may average (EMA);
+- `serving_signatures(scale, max_samples)`: the functions an export serves, in data space;
+- `standalone_generator()`: a plain functional Keras model from latents to samples;
 - `build_optimizers()`: creates optimizer state before the step is traced, as a custom loop
   under a `tf.distribute` strategy requires.
 
@@ -141,6 +143,78 @@ class GenerativeModel(keras.Model):
             "interpolation": (self.generate(path, labels), INTERPOLATION_STEPS),
         }
 
+    # -- serving ------------------------------------------------------------------------------
+
+    def latent_specs(self) -> list[tf.TensorSpec]:
+        """Inputs of the `serving_default` signature that make up the latents (labels aside)."""
+        return [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")]
+
+    def assemble_latents(self, z):
+        """The generator's latents from the inputs named by `latent_specs`."""
+        return z
+
+    def describe_latents(self, latents) -> dict:
+        """Parts of drawn latents worth returning beside the samples (InfoGAN: its codes)."""
+        return {}
+
+    def serving_signatures(self, scale, max_samples: int) -> dict:
+        """The functions an export serves: `{signature name: (function, input specs)}`.
+
+        Data goes in and comes out in data space: `scale` (a `datasets.pipeline.Scaling`) maps
+        it to and from the model's range. Every model serves
+
+        - `serving_default`: `z` (and `labels` for conditional models) -> `samples`;
+        - `sample`: `num_samples` and `seed` (one integer each, any rank) -> that many `samples`
+          (and the `labels` they were drawn for: equal blocks of every class); the same seed
+          gives the same samples on every call;
+        - `sample_labels` (conditional models): `labels` and `seed` -> one sample per label.
+
+        Counts above `max_samples`, and labels outside the class range, fail with
+        InvalidArgument instead of exhausting the server.
+        """
+        latent_specs = self.latent_specs()
+        label_specs = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+
+        def serving_default(*inputs):
+            latents = self.assemble_latents(*inputs[: len(latent_specs)])
+            labels = self.served_labels(inputs[-1]) if self.conditional else None
+            return {"samples": scale.decode(self.generate(latents, labels))}
+
+        def sample(num_samples, seed):
+            num = served_count(num_samples, max_samples, "num_samples")
+            latents = self.latents(num, served_seed(seed))
+            labels = self.sample_labels(num)
+            outputs = {"samples": scale.decode(self.generate(latents, labels)), **self.describe_latents(latents)}
+            if self.conditional:
+                outputs["labels"] = labels
+            return outputs
+
+        signatures = {
+            "serving_default": (serving_default, latent_specs + label_specs),
+            "sample": (sample, [COUNT_SPEC, SEED_SPEC]),
+        }
+        if self.conditional:
+
+            def sample_labels(labels, seed):
+                labels = self.served_labels(labels)
+                served_count(tf.size(labels), max_samples, "the number of labels")
+                latents = self.latents(tf.size(labels), served_seed(seed))
+                return {"samples": scale.decode(self.generate(latents, labels)), "labels": labels}
+
+            signatures["sample_labels"] = (sample_labels, [tf.TensorSpec(None, tf.int32, name="labels"), SEED_SPEC])
+        return signatures
+
+    def served_labels(self, labels):
+        """`labels` as a vector, failing in the graph when one is outside the class range."""
+        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+        check_range(labels, self.num_classes, "label")
+        return labels
+
+    def standalone_generator(self) -> keras.Model:
+        """A functional Keras model of standard layers: latents (and labels) -> samples in the
+        model's range; what a Keras user loads from the export's `.keras` file."""
+        raise NotImplementedError
+
     def random_state(self) -> list:
         """The state variables of every random stream of the model and its layers.
 
@@ -163,6 +237,28 @@ class GenerativeModel(keras.Model):
             "conditional": self.conditional,
             "seed": self.seed,
         }
+
+
+COUNT_SPEC = tf.TensorSpec(None, tf.int32, name="num_samples")
+SEED_SPEC = tf.TensorSpec(None, tf.int64, name="seed")
+
+
+def served_count(count, max_samples, name):
+    """`count` as a scalar, failing in the graph unless 1 <= count <= max_samples."""
+    count = tf.reshape(tf.cast(count, tf.int32), [])
+    tf.debugging.assert_positive(count, message=f"{name} must be at least 1")
+    tf.debugging.assert_less_equal(count, max_samples, message=f"{name} must be at most {max_samples}")
+    return count
+
+
+def served_seed(seed):
+    return tf.reshape(tf.cast(seed, tf.int64), [])
+
+
+def check_range(values, limit, name):
+    """Fails in the graph when an integer of `values` lies outside 0..limit-1."""
+    tf.debugging.assert_non_negative(values, message=f"a {name} is negative; accepted: 0..{limit - 1}")
+    tf.debugging.assert_less(values, limit, message=f"a {name} is too large; accepted: 0..{limit - 1}")
 
 
 class AdversarialModel(GenerativeModel):
@@ -254,7 +350,7 @@ class AdversarialModel(GenerativeModel):
             vector = networks.with_label(latents, labels, self.num_classes, LABEL_EMBEDDING_DIM, "generator")
             width += LABEL_EMBEDDING_DIM
         body = self.build_generator_body(width)
-        return keras.Model(inputs, body(vector), name="generator")
+        return networks.functional(inputs, body(vector), "generator")
 
     def _discriminator(self):
         data = keras.Input(self.data_shape, name="data")
@@ -266,7 +362,7 @@ class AdversarialModel(GenerativeModel):
             inputs.append(labels)
             projection = keras.layers.Embedding(self.num_classes, features.shape[-1], name="projection")(labels)
             logits = logits + keras.ops.sum(projection * features, axis=-1, keepdims=True)
-        return keras.Model(inputs, {"logits": logits, "features": features}, name="discriminator")
+        return networks.functional(inputs, {"logits": logits, "features": features}, "discriminator")
 
     def _discriminate(self, data, labels, training):
         return self.discriminator([data, labels] if self.conditional else data, training=training)
@@ -287,7 +383,12 @@ class AdversarialModel(GenerativeModel):
         return self.normal((num, self.latent_dim), seed)
 
     def generate(self, latents, labels=None, training=False):
-        return self.generator([latents, labels] if self.conditional else latents, training=training)
+        latents = tf.convert_to_tensor(latents, tf.float32)
+        inputs = [latents, tf.cast(labels, tf.int32)] if self.conditional else latents
+        return self.generator(inputs, training=training)
+
+    def standalone_generator(self):
+        return self.generator
 
     # -- the step -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import losses
+from zoo.base import SEED_SPEC, check_range, served_count, served_seed
 from zoo.dcgan import DCGAN
 from zoo.registry import MODELS, UsageError
 
@@ -100,6 +101,47 @@ class InfoGAN(DCGAN):
             )
         one_hot = tf.one_hot(tf.cast(codes, tf.int32), self.categories)
         return tf.concat([noise, one_hot, tf.cast(continuous, tf.float32)], axis=-1)
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def latent_specs(self):
+        return [
+            tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"),
+            tf.TensorSpec([None], tf.int32, name="codes"),
+            tf.TensorSpec([None, self.continuous_codes], tf.float32, name="continuous"),
+        ]
+
+    def assemble_latents(self, z, codes, continuous):
+        codes = tf.reshape(codes, [-1])
+        check_range(codes, self.categories, "categorical code")
+        return tf.concat([z, tf.one_hot(codes, self.categories), continuous], axis=-1)
+
+    def describe_latents(self, latents):
+        one_hot, continuous = self._split_codes(latents)
+        return {"codes": tf.argmax(one_hot, axis=-1, output_type=tf.int32), "continuous": continuous}
+
+    def serving_signatures(self, scale, max_samples):
+        """`serving_default` takes `z`, categorical `codes` and `continuous` codes; `sample`
+        also returns the codes it drew; adds `sample_codes` (`codes`, `seed` -> a sample per
+        code, continuous codes drawn) and `infer_codes` (`x` -> `codes`, their
+        `probabilities` and the `continuous` posterior means)."""
+        signatures = super().serving_signatures(scale, max_samples)
+
+        def sample_codes(codes, seed):
+            codes = tf.reshape(tf.cast(codes, tf.int32), [-1])
+            check_range(codes, self.categories, "categorical code")
+            served_count(tf.size(codes), max_samples, "the number of codes")
+            latents = self.latents(tf.size(codes), served_seed(seed), codes=codes)
+            return {"samples": scale.decode(self.generate(latents)), **self.describe_latents(latents)}
+
+        def infer_codes(x):
+            probabilities, continuous = self.infer_codes(scale.encode(x))
+            codes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            return {"codes": codes, "probabilities": probabilities, "continuous": continuous}
+
+        signatures["sample_codes"] = (sample_codes, [tf.TensorSpec(None, tf.int32, name="codes"), SEED_SPEC])
+        signatures["infer_codes"] = (infer_codes, [tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")])
+        return signatures
 
     def _uniform_integers(self, num, seed):
         if seed is None:

@@ -99,5 +99,11 @@ def with_label(vector, labels, num_classes, dim, name):
     return layers.Concatenate()([vector, embedding])
 
 
+def functional(inputs, outputs, name):
+    """A functional model over `inputs`, a list; a single input is passed bare, so that callers
+    give it a tensor rather than a one-element list."""
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=name)
+
+
 def label_input(name):
     return keras.Input((), dtype="int32", name=f"{name}_labels")

@@ -116,7 +116,7 @@ class VAE(GenerativeModel):
             features = networks.with_label(features, labels, self.num_classes, LABEL_EMBEDDING_DIM, "encoder")
         mean = keras.layers.Dense(self.latent_dim, dtype="float32", name="mean")(features)
         log_variance = keras.layers.Dense(self.latent_dim, dtype="float32", name="log_variance")(features)
-        return keras.Model(inputs, {"mean": mean, "log_variance": log_variance}, name="encoder")
+        return networks.functional(inputs, {"mean": mean, "log_variance": log_variance}, "encoder")
 
     def _decoder(self):
         latents = keras.Input((self.latent_dim,), name="latents")
@@ -134,7 +134,7 @@ class VAE(GenerativeModel):
         else:
             body = networks.mlp_body(width, [self.width] * self.depth, self.data_shape, name="decoder_body",
                                      output_activation=activation)
-        return keras.Model(inputs, body(vector), name="decoder")
+        return networks.functional(inputs, body(vector), "decoder")
 
     @property
     def sampling_network(self):
@@ -153,12 +153,13 @@ class VAE(GenerativeModel):
     def encode(self, data, labels=None, training=False):
         """Posterior `(mean, log_variance)` of data in the model's range."""
         labels = self._labels(labels)
+        data = tf.convert_to_tensor(data, tf.float32)
         outputs = self.encoder([data, labels] if self.conditional else data, training=training)
         return outputs["mean"], outputs["log_variance"]
 
     def decode(self, latents, labels=None, training=False):
         """Data-space means of latent codes."""
-        return self._mean(self._decoder_output(latents, self._labels(labels), training))
+        return self._mean(self._decoder_output(latents, labels, training))
 
     def reconstruct(self, data, labels=None):
         """Decodes the posterior mean of each example."""
@@ -175,10 +176,44 @@ class VAE(GenerativeModel):
         return tf.cast(labels, tf.int32) if self.conditional and labels is not None else labels
 
     def _decoder_output(self, latents, labels, training):
+        latents, labels = tf.convert_to_tensor(latents, tf.float32), self._labels(labels)
         return self.decoder([latents, labels] if self.conditional else latents, training=training)
 
     def _mean(self, decoded):
         return tf.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def serving_signatures(self, scale, max_samples):
+        """Adds `encode` (`x` -> `mean`, `log_variance`), `decode` (`z` -> `samples`) and
+        `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional."""
+        signatures = super().serving_signatures(scale, max_samples)
+        data_spec = tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")
+        label_specs = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+
+        def labels_of(inputs):
+            return self.served_labels(inputs[0]) if self.conditional else None
+
+        def encode(x, *labels):
+            mean, log_variance = self.encode(scale.encode(x), labels_of(labels))
+            return {"mean": mean, "log_variance": log_variance}
+
+        def decode(z, *labels):
+            return {"samples": scale.decode(self.decode(z, labels_of(labels)))}
+
+        def reconstruct(x, *labels):
+            return {"reconstruction": scale.decode(self.reconstruct(scale.encode(x), labels_of(labels)))}
+
+        signatures["encode"] = (encode, [data_spec, *label_specs])
+        signatures["decode"] = (decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *label_specs])
+        signatures["reconstruct"] = (reconstruct, [data_spec, *label_specs])
+        return signatures
+
+    def standalone_generator(self):
+        if self.likelihood != "bernoulli":
+            return self.decoder
+        means = keras.layers.Activation("sigmoid", dtype="float32", name="bernoulli_mean")(self.decoder.output)
+        return keras.Model(self.decoder.inputs, means, name="generator")
 
     # -- the step -----------------------------------------------------------------------------
 

@@ -1,0 +1,159 @@
+"""Export a trained model for TF Serving and for Keras users.
+
+    python -m trainers.export --model_dir=runs/dcgan_shapes --export_dir=exports/shapes
+
+Each export becomes the next numbered version under `--export_dir`, the layout TF Serving
+watches; an existing version is never overwritten, and a version appears only once it is
+complete (it is written under a hidden name and renamed). The export directory receives:
+
+    <export_dir>/models.config              for tensorflow_model_server --model_config_file
+    <export_dir>/<N>/saved_model.pb         the signatures (see `zoo.base.GenerativeModel.serving_signatures`)
+    <export_dir>/<N>/variables/
+    <export_dir>/<N>/generator.keras        latents (and labels) -> samples in data space, standard layers
+    <export_dir>/<N>/assets.extra/synthblend.json   what was exported: model, step, data, signatures
+
+Samples come back as float32 in the data's own range (for images: the pixel range of the
+dataset, e.g. 0..255, shaped (H, W, C)); inputs that are data (`x`) are taken in that range too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from trainers import restore  # noqa: E402
+from zoo.registry import UsageError  # noqa: E402
+
+METADATA_FILE = os.path.join("assets.extra", "synthblend.json")
+KERAS_FILE = "generator.keras"
+SERVING_CONFIG = "models.config"
+
+
+def versions(export_dir: str) -> list[int]:
+    """The complete version numbers under `export_dir`, ascending."""
+    if not os.path.isdir(export_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(export_dir) if name.isdigit())
+
+
+def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> str:
+    """Writes the next version of `trained` under `export_dir`; returns its path."""
+    model, scale = trained.model, trained.scale
+    archive = keras.export.ExportArchive()
+    model.built = True  # its networks are built in the constructor
+    archive.track(model)
+    signatures = model.serving_signatures(scale, max_samples)
+    for name, (function, specs) in signatures.items():
+        archive.add_endpoint(name, function, input_signature=specs)
+    version = (versions(export_dir) or [0])[-1] + 1
+    final = os.path.join(export_dir, str(version))
+    partial = os.path.join(export_dir, f".partial-{version}-{os.getpid()}")
+    os.makedirs(export_dir, exist_ok=True)
+    try:
+        archive.write_out(partial, verbose=False)
+        keras_generator(model, scale).save(os.path.join(partial, KERAS_FILE))
+        os.makedirs(os.path.dirname(os.path.join(partial, METADATA_FILE)), exist_ok=True)
+        with open(os.path.join(partial, METADATA_FILE), "w") as file:
+            json.dump(metadata(trained, max_samples, signatures), file, indent=2)
+        if os.path.exists(final):
+            raise UsageError(f"version {final} appeared while exporting; export again")
+        os.rename(partial, final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
+def keras_generator(model, scale) -> keras.Model:
+    """The model's standalone generator followed by the affine map to data space."""
+    generator = model.standalone_generator()
+    to_data = keras.layers.Rescaling(
+        scale=scale.factor.tolist(), offset=scale.offset.tolist(), dtype="float32", name="to_data_space"
+    )
+    return keras.Model(generator.inputs, to_data(generator.output), name="generator")
+
+
+def metadata(trained: restore.TrainedModel, max_samples: int, signatures: dict) -> dict:
+    spec = trained.spec
+    return {
+        "model": trained.record["model"],
+        "step": trained.step,
+        "averaged_weights": trained.averaged,
+        "checkpoint": os.path.abspath(trained.checkpoint),
+        "dataset": trained.record.get("dataset"),
+        "split": trained.record.get("split"),
+        "image_size": trained.record.get("image_size"),
+        "config": trained.record["config"],
+        "data_spec": trained.record["data_spec"],
+        "max_samples": max_samples,
+        "samples": {"dtype": "float32", "shape": list(spec.shape), "range": spec.value_range},
+        "signatures": {name: [tensor.name for tensor in specs] for name, (_, specs) in signatures.items()},
+    }
+
+
+def write_serving_config(export_dir: str, name: str, base_path: str) -> str:
+    """`models.config` in TF Serving's ModelServerConfig text format, serving `name`."""
+    path = os.path.join(export_dir, SERVING_CONFIG)
+    text = (
+        "model_config_list {\n"
+        "  config {\n"
+        f"    name: {json.dumps(name)}\n"
+        f"    base_path: {json.dumps(base_path)}\n"
+        '    model_platform: "tensorflow"\n'
+        "  }\n"
+        "}\n"
+    )
+    with open(path + ".tmp", "w") as file:
+        file.write(text)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def read_export(path: str) -> tuple[str, dict]:
+    """The version directory an export path names (the latest one under a base directory) and
+    its metadata; UsageError when it is not an export of this tool."""
+    if not os.path.isdir(path):
+        raise UsageError(f"--export_dir={path} does not exist")
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        found = versions(path)
+        if not found:
+            raise UsageError(f"--export_dir={path} holds no exported version (numbered SavedModel folders)")
+        path = os.path.join(path, str(found[-1]))
+    try:
+        with open(os.path.join(path, METADATA_FILE)) as file:
+            return path, json.load(file)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} is not an export of this tool ({METADATA_FILE}: {error})") from None
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+    cli.require(F.MODEL_DIR, F.EXPORT_DIR)
+    export_dir = F.EXPORT_DIR.value
+    cli.check_writable_dir(export_dir, "--export_dir")
+    trained = restore.load(F.MODEL_DIR.value, use_average=F.USE_EMA.value)
+    name = F.SERVING_NAME.value or os.path.basename(os.path.normpath(os.path.abspath(export_dir)))
+    base_path = F.SERVING_BASE_PATH.value or f"/models/{name}"
+    path = export(trained, export_dir, F.MAX_SAMPLES.value)
+    config = write_serving_config(export_dir, name, base_path)
+    weights = "moving-average" if trained.averaged else "trained"
+    print(f"exported {trained.record['model']} at step {trained.step} ({weights} weights) -> {path}")
+    with open(os.path.join(path, METADATA_FILE)) as file:
+        for signature, inputs in json.load(file)["signatures"].items():
+            print(f"  signature {signature}({', '.join(inputs)})")
+    print(f"  Keras generator -> {os.path.join(path, KERAS_FILE)}")
+    print(f"  TF Serving config (model {name!r} at {base_path}) -> {config}")
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

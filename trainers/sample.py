@@ -1,0 +1,356 @@
+"""Write a synthetic dataset drawn from a trained model or from an export.
+
+    python -m trainers.sample --model_dir=runs/dcgan_shapes --num_samples=60000 --output=synthetic.npz
+    python -m trainers.sample --export_dir=exports/shapes --num_samples=1000 --output=synthetic_png/
+    python -m trainers.sample --model_dir=runs/cdcgan --num_samples=1000 --class_balance=real --output=s.tfrecord
+
+Formats:
+
+- `npz`: `x` (uint8 for 0..255 images, float32 otherwise, in the data's range and shape) and,
+  for conditional models, `y` (int32 labels). Loadable with `numpy.load` or `--dataset=npz:<path>`.
+- `png` (images): a folder of PNG files, with a subfolder per class for conditional models.
+- `tfrecord`: `tf.train.Example`s with `x` (PNG bytes for images, a float list for vectors) and,
+  for conditional models, `y` (int64).
+
+Samples are generated and written a chunk at a time, so memory does not grow with
+`--num_samples`; the same `--seed` writes the same samples (from a model directory and from
+its export alike). The output is written under a hidden `.partial` name and renamed when
+complete, so an interrupted run leaves nothing that looks finished, and an existing output is
+only replaced (with `--overwrite`) once the new one is whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import zipfile
+
+from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from datasets import sources  # noqa: E402
+from datasets.sources import DataSpec  # noqa: E402
+from trainers import export, restore  # noqa: E402
+from zoo.registry import DataError, UsageError  # noqa: E402
+
+FORMATS = ("npz", "png", "tfrecord")
+
+
+class ModelSource:
+    """Samples from the latest checkpoint of a model directory."""
+
+    def __init__(self, model_dir: str, use_average: bool):
+        self.trained = restore.load(model_dir, use_average=use_average)
+        self.record = self.trained.record
+        self.spec = self.trained.spec
+        self.conditional = self.trained.model.conditional
+        self.max_samples = None
+
+    def draw(self, count: int, seed: int, labels=None) -> np.ndarray:
+        model = self.trained.model
+        return self.trained.scale.decode(model.sample(count, seed=seed, labels=labels)).numpy()
+
+
+class ExportSource:
+    """Samples through the `sample` / `sample_labels` signatures of an export."""
+
+    def __init__(self, export_dir: str):
+        path, metadata = export.read_export(export_dir)
+        self.record = metadata
+        self.spec = spec_from_json(metadata["data_spec"])
+        self.conditional = bool(metadata["config"].get("conditional"))
+        self.max_samples = int(metadata["max_samples"])
+        self.signatures = tf.saved_model.load(path).signatures
+
+    def draw(self, count: int, seed: int, labels=None) -> np.ndarray:
+        seed = tf.constant(seed, tf.int64)
+        if labels is None:
+            outputs = self.signatures["sample"](num_samples=tf.constant(count, tf.int32), seed=seed)
+        else:
+            outputs = self.signatures["sample_labels"](labels=tf.constant(labels, tf.int32), seed=seed)
+        return outputs["samples"].numpy()
+
+
+def spec_from_json(fields: dict) -> DataSpec:
+    fields = dict(fields)
+    for key, value in fields.items():
+        if isinstance(value, list):
+            fields[key] = tuple(value)
+    return DataSpec(**fields)
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """A seed per chunk, independent across chunks and across user seeds."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def class_labels(num: int, num_classes: int, classes: list[int], balance: str, frequencies, seed: int) -> np.ndarray:
+    """Labels for `num` conditional samples, in a seeded random order.
+
+    `uniform`: equal counts of each of `classes`; `real`: counts in proportion to the training
+    data's `frequencies` (renormalised over `classes`). Counts are rounded by largest remainder,
+    so they add up to `num` exactly.
+    """
+    weights = np.ones(len(classes)) if balance == "uniform" else np.asarray(frequencies, float)[classes]
+    if weights.sum() <= 0:
+        raise DataError(f"the training data holds none of the classes {classes}")
+    exact = num * weights / weights.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts), kind="stable")[: num - counts.sum()]] += 1
+    labels = np.repeat(np.asarray(classes, np.int32), counts)
+    return np.random.default_rng(seed).permutation(labels)
+
+
+def training_frequencies(record: dict, num_classes: int) -> np.ndarray:
+    """Share of each class in the split the model was trained on."""
+    dataset, _ = sources.load(record["dataset"], record.get("split") or "train", record.get("image_size"))
+    counts = np.zeros(num_classes)
+    for labels in dataset.map(lambda example: example["y"]).batch(4096).as_numpy_iterator():
+        counts += np.bincount(labels.astype(np.int64), minlength=num_classes)[:num_classes]
+    return counts / counts.sum()
+
+
+def parse_classes(values, spec: DataSpec) -> list[int]:
+    """Class indices from `--classes` values given as indices or class names."""
+    if not values:
+        return list(range(spec.num_classes))
+    accepted = f"0..{spec.num_classes - 1}" + (f" or {', '.join(spec.class_names)}" if spec.class_names else "")
+    classes = []
+    for value in values:
+        if value in spec.class_names:
+            classes.append(spec.class_names.index(value))
+        elif value.lstrip("-").isdigit() and 0 <= int(value) < spec.num_classes:
+            classes.append(int(value))
+        else:
+            raise UsageError(f"--classes: {value!r} is not a class of this model; accepted: {accepted}")
+    return sorted(set(classes))
+
+
+# -- writers ----------------------------------------------------------------------------------
+
+def to_storage(samples: np.ndarray, spec: DataSpec) -> np.ndarray:
+    """uint8 for images in 0..255, float32 otherwise."""
+    if spec.value_range is not None and tuple(spec.value_range) == (0.0, 255.0):
+        return np.clip(np.rint(samples), 0, 255).astype(np.uint8)
+    return samples.astype(np.float32)
+
+
+def to_pixels(samples: np.ndarray, spec: DataSpec) -> np.ndarray:
+    low, high = spec.value_range
+    return np.clip(np.rint((samples - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
+
+
+class NpzWriter:
+    """Streams `x` into an uncompressed npz member chunk by chunk; `y` is written at the end."""
+
+    def __init__(self, path: str, num: int, spec: DataSpec, conditional: bool):
+        self.spec = spec
+        self.dtype = to_storage(np.zeros((1, *spec.shape), np.float32), spec).dtype
+        self.archive = zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self.member = self.archive.open(self.entry("x.npy"), "w", force_zip64=True)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (num, *spec.shape)}
+        np.lib.format.write_array_header_2_0(self.member, header)
+        self.labels = [] if conditional else None
+
+    @staticmethod
+    def entry(name):
+        # A fixed time stamp keeps the file the same for the same seed.
+        return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+
+    def write(self, samples, labels, start):
+        self.member.write(np.ascontiguousarray(to_storage(samples, self.spec)).tobytes())
+        if self.labels is not None:
+            self.labels.append(labels.astype(np.int32))
+
+    def close(self):
+        self.member.close()
+        if self.labels is not None:
+            with self.archive.open(self.entry("y.npy"), "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.concatenate(self.labels))
+        self.archive.close()
+
+    def discard(self):
+        self.member.close()
+        self.archive.close()
+
+
+class PngWriter:
+    def __init__(self, path: str, num: int, spec: DataSpec, conditional: bool):
+        self.path, self.spec, self.digits = path, spec, len(str(max(num - 1, 1)))
+        os.makedirs(path)
+        self.folders = None
+        if conditional:
+            names = spec.class_names or tuple(str(index) for index in range(spec.num_classes))
+            self.folders = [os.path.join(path, safe_name(name)) for name in names]
+            for folder in self.folders:
+                os.makedirs(folder, exist_ok=True)
+
+    def write(self, samples, labels, start):
+        for offset, pixels in enumerate(to_pixels(samples, self.spec)):
+            folder = self.path if self.folders is None else self.folders[labels[offset]]
+            encoded = tf.io.encode_png(pixels).numpy()
+            with open(os.path.join(folder, f"{start + offset:0{self.digits}d}.png"), "wb") as file:
+                file.write(encoded)
+
+    def close(self):
+        pass
+
+    def discard(self):
+        pass
+
+
+class TFRecordWriter:
+    def __init__(self, path: str, num: int, spec: DataSpec, conditional: bool):
+        self.spec, self.conditional = spec, conditional
+        self.writer = tf.io.TFRecordWriter(path)
+
+    def write(self, samples, labels, start):
+        images = to_pixels(samples, self.spec) if self.spec.is_image else None
+        for offset, sample in enumerate(samples):
+            if images is not None:
+                x = tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(images[offset]).numpy()]))
+            else:
+                x = tf.train.Feature(float_list=tf.train.FloatList(value=sample.reshape(-1).tolist()))
+            features = {"x": x}
+            if self.conditional:
+                features["y"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(labels[offset])]))
+            self.writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+
+    def close(self):
+        self.writer.close()
+
+    discard = close
+
+
+WRITERS = {"npz": NpzWriter, "png": PngWriter, "tfrecord": TFRecordWriter}
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+# -- the command ------------------------------------------------------------------------------
+
+def output_format(path: str, given: str | None) -> str:
+    if given:
+        return given
+    extension = os.path.splitext(path.rstrip("/"))[1].lstrip(".").lower()
+    if extension in ("npz", "tfrecord"):
+        return extension
+    if extension == "" or path.endswith("/"):
+        return "png"
+    raise UsageError(f"cannot tell the format of --output={path}; use a .npz or .tfrecord file, a folder, or --format")
+
+
+def check_output(path: str, overwrite: bool) -> None:
+    if os.path.exists(path) and not overwrite:
+        raise UsageError(f"--output={path} exists; pass --overwrite to replace it")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"--output={path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--output={path} is not writable ({parent} does not allow writing)")
+
+
+def replace(partial: str, path: str) -> None:
+    """Moves the finished `partial` to `path`, removing what was there only afterwards."""
+    old = None
+    if os.path.exists(path):
+        old = partial + ".old"
+        os.rename(path, old)
+    os.rename(partial, path)
+    if old is not None:
+        remove(old)
+
+
+def remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most twice a second."""
+
+    def __init__(self, total: int):
+        self.total, self.start, self.last = total, time.perf_counter(), 0.0
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if done < self.total and now - self.last < 0.5:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        width = 30
+        filled = int(width * done / self.total)
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:,.0f} samples/s "
+              f"ETA {eta:.0f}s ", end="\n" if done >= self.total else "", file=sys.stderr, flush=True)
+
+
+def write_samples(source, path: str, form: str, num: int, seed: int, chunk_size: int, labels) -> None:
+    """Draws `num` samples chunk by chunk into `path` (written as a hidden partial, then renamed)."""
+    partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path.rstrip('/'))}.partial")
+    remove(partial)
+    writer = WRITERS[form](partial, num, source.spec, source.conditional)
+    progress = Progress(num)
+    try:
+        for index, start in enumerate(range(0, num, chunk_size)):
+            count = min(chunk_size, num - start)
+            chunk_labels = None if labels is None else labels[start:start + count]
+            samples = source.draw(count, chunk_seed(seed, index), chunk_labels)
+            writer.write(samples, chunk_labels, start)
+            progress.update(start + count)
+        writer.close()
+        replace(partial, path.rstrip("/"))
+    except BaseException:
+        writer.discard()
+        remove(partial)
+        raise
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+    cli.require(F.NUM_SAMPLES, F.OUTPUT)
+    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
+        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to sample from")
+    num, seed, path = F.NUM_SAMPLES.value, F.SEED.value, F.OUTPUT.value
+    if num <= 0:
+        raise UsageError(f"--num_samples={num} must be at least 1")
+    if seed < 0:
+        raise UsageError(f"--seed={seed} must be a non-negative integer")
+    form = output_format(path, F.FORMAT.value)
+    check_output(path, F.OVERWRITE.value)
+    source = ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else ExportSource(F.EXPORT_DIR.value)
+    if form == "png" and not source.spec.is_image:
+        raise UsageError(f"--format=png needs image data; this model makes vectors of shape {source.spec.shape}; "
+                         "use npz or tfrecord")
+    chunk_size = min(F.CHUNK_SIZE.value, source.max_samples or F.CHUNK_SIZE.value)
+    labels = None
+    if source.conditional:
+        classes = parse_classes(F.CLASSES.value, source.spec)
+        frequencies = training_frequencies(source.record, source.spec.num_classes) if (
+            F.CLASS_BALANCE.value == "real") else None
+        labels = class_labels(num, source.spec.num_classes, classes, F.CLASS_BALANCE.value, frequencies, seed)
+    elif F.CLASSES.value:
+        raise UsageError("--classes needs a conditional model; this one was trained without --conditional")
+    write_samples(source, path, form, num, seed, chunk_size, labels)
+    counts = "" if labels is None else " (" + ", ".join(
+        f"{(source.spec.class_names or range(source.spec.num_classes))[c]}: {n}"
+        for c, n in enumerate(np.bincount(labels, minlength=source.spec.num_classes)) if n) + ")"
+    print(f"wrote {num} samples{counts} -> {path}")
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
