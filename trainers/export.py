@@ -25,7 +25,6 @@ import shutil
 from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from trainers import restore  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402

@@ -5,6 +5,8 @@ takes the value of the flag of the same name when that flag is given (on the com
 a flagfile); otherwise the model's own default applies (`zoo.base.GenerativeModel.arguments`).
 """
 
+import os
+
 from absl import flags
 
 from zoo import MODELS, losses, networks, vae
@@ -79,6 +81,23 @@ CLASSES = flags.DEFINE_list(
     "classes", None, "Classes (indices or names) to draw conditional samples of (default: all)."
 )
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+
+# -- evaluation -------------------------------------------------------------------------------
+REPORT_DIR = flags.DEFINE_string(
+    "report_dir", None, "Where the evaluation report goes (default: <model_dir or export_dir>/evaluation)."
+)
+CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "synthblend"),
+    "Cache of domain classifiers, by dataset and data fingerprint.",
+)
+REAL_EXAMPLES = flags.DEFINE_integer(
+    "real_examples", 20000, "Real training examples read for the classifier, the floors and memorisation.",
+    lower_bound=10,
+)
+INCEPTION_WEIGHTS = flags.DEFINE_string(
+    "inception_weights", None,
+    "Local Inception-v3 weights (include_top=False) for FID beside the domain-classifier measures.",
+)
 
 # -- models (constructor arguments by name) ---------------------------------------------------
 flags.DEFINE_integer("latent_dim", None, "Size of the generator's input noise.", lower_bound=1)

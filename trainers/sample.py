@@ -21,6 +21,7 @@ only replaced (with `--overwrite`) once the new one is whole.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -41,11 +42,14 @@ FORMATS = ("npz", "png", "tfrecord")
 
 
 class ModelSource:
-    """Samples from the latest checkpoint of a model directory."""
+    """Samples (and the model's other endpoints) from the latest checkpoint of a model directory.
+
+    Both sources take and return data in data space."""
 
     def __init__(self, model_dir: str, use_average: bool):
+        self.model_dir = model_dir
         self.trained = restore.load(model_dir, use_average=use_average)
-        self.record = self.trained.record
+        self.record = {**self.trained.record, "step": self.trained.step}
         self.spec = self.trained.spec
         self.conditional = self.trained.model.conditional
         self.max_samples = None
@@ -54,9 +58,29 @@ class ModelSource:
         model = self.trained.model
         return self.trained.scale.decode(model.sample(count, seed=seed, labels=labels)).numpy()
 
+    def can(self, endpoint: str) -> bool:
+        return hasattr(self.trained.model, endpoint)
+
+    def infer_codes(self, data):
+        probabilities, continuous = batched(
+            lambda x: self.trained.model.infer_codes(self.trained.scale.encode(x)), data)
+        return probabilities, continuous
+
+    def reconstruct(self, data):
+        scale = self.trained.scale
+        return batched(lambda x: (scale.decode(self.trained.model.reconstruct(scale.encode(x))),), data)[0]
+
+    def heldout_metrics(self) -> dict:
+        """The held-out metrics the training run wrote, if any."""
+        path = os.path.join(self.model_dir, "heldout.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path) as file:
+            return {f"heldout_{key}": value for key, value in json.load(file).items()}
+
 
 class ExportSource:
-    """Samples through the `sample` / `sample_labels` signatures of an export."""
+    """Samples (and the export's other signatures) through an export's signatures."""
 
     def __init__(self, export_dir: str):
         path, metadata = export.read_export(export_dir)
@@ -73,6 +97,28 @@ class ExportSource:
         else:
             outputs = self.signatures["sample_labels"](labels=tf.constant(labels, tf.int32), seed=seed)
         return outputs["samples"].numpy()
+
+    def can(self, endpoint: str) -> bool:
+        return endpoint in self.signatures
+
+    def infer_codes(self, data):
+        def call(x):
+            outputs = self.signatures["infer_codes"](x=tf.constant(x, tf.float32))
+            return outputs["probabilities"], outputs["continuous"]
+        return batched(call, data)
+
+    def reconstruct(self, data):
+        return batched(lambda x: (self.signatures["reconstruct"](x=tf.constant(x, tf.float32))["reconstruction"],),
+                       data)[0]
+
+    def heldout_metrics(self) -> dict:
+        return {}
+
+
+def batched(function, data, size: int = 512) -> tuple[np.ndarray, ...]:
+    """`function` (returning a tuple of tensors) applied to `data` a batch at a time."""
+    parts = [tuple(np.asarray(t) for t in function(data[start:start + size])) for start in range(0, len(data), size)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def spec_from_json(fields: dict) -> DataSpec:

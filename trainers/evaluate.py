@@ -1,0 +1,530 @@
+"""Measure synthetic data against the real data it imitates: fidelity, diversity, memorisation
+and usefulness, written as `report.json`, PNG plots and a one-page `report.html`.
+
+    python -m trainers.evaluate --model_dir=runs/dcgan_shapes_conditional
+    python -m trainers.evaluate --export_dir=exports/shapes --num_samples=2000
+
+Images are compared in the feature space of a small classifier trained on the real training
+split (the Inception network behind FID neither downloads here nor suits 28x28 grayscale; the
+FID authors advise a domain network for such data). It is cached under `--cache_dir` by
+dataset name and a fingerprint of the data, with its held-out accuracy. In that space:
+Fréchet classifier distance (FCD) and KID, precision/recall and density/coverage, the
+classifier score and the histogram of predicted classes. Vectors are compared as standardised
+vectors. Every figure is set beside its real-vs-real floor: the same measure between real
+training examples and the real held-out examples the samples are compared with, as many of
+each, so "how far from real" reads against "how far real is from itself".
+
+Per model: modes covered on the 2-D toys (ring, grid), the class asked for vs the class
+recognised (conditional models), the categorical code vs the true class and the continuous
+codes vs the true factors (InfoGAN), reconstruction error and held-out ELBO (VAE).
+Memorisation: distance to the closest training record, against held-out records' distances.
+Usefulness (labelled synthetic data): train on synthetic, test on real, beside train on real.
+
+The report goes to `--report_dir` (default `<model_dir>/evaluation`, or `<export_dir>/evaluation`)
+with TensorBoard scalars of the same numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+
+from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+
+import keras  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from datasets import embedded, sources  # noqa: E402
+from datasets.sources import DataSpec  # noqa: E402
+from trainers import measures, metrics, pictures  # noqa: E402
+from trainers.sample import ExportSource, ModelSource, chunk_seed, class_labels  # noqa: E402
+from zoo.registry import DataError, UsageError  # noqa: E402
+
+REPORT_FOLDER = "evaluation"
+# Gaussian mixtures whose modes are known: name -> (centres, standard deviation).
+MIXTURES = {
+    "ring": (embedded.ring_centers, embedded.RING_STD),
+    "grid": (embedded.grid_centers, embedded.GRID_STD),
+}
+
+
+# -- real data and the domain classifier --------------------------------------------------------
+
+def load_real(record: dict, spec: DataSpec, limit: int) -> tuple[dict, dict]:
+    """Up to `limit` real training examples and held-out examples, as arrays.
+
+    Held out is the `test` split where the source has one; otherwise the last fifth of the
+    training examples (which the model did see: the report says so)."""
+    train = arrays(record["dataset"], record.get("split") or "train", record.get("image_size"), limit)
+    if "test" in spec.splits and record.get("split") != "test":
+        return train, {**arrays(record["dataset"], "test", record.get("image_size"), limit), "seen": False}
+    cut = len(train["x"]) * 4 // 5
+    return {k: v[:cut] for k, v in train.items()}, {**{k: v[cut:] for k, v in train.items()}, "seen": True}
+
+
+def arrays(dataset_name: str, split: str, image_size, limit: int) -> dict:
+    dataset, _ = sources.load(dataset_name, split, image_size)
+    batch = next(iter(dataset.batch(limit).take(1)))
+    return {key: value.numpy() for key, value in batch.items()}
+
+
+def fingerprint(spec: DataSpec, train: dict) -> str:
+    digest = hashlib.sha256(json.dumps(spec.to_json(), sort_keys=True, default=str).encode())
+    for key in ("x", "y"):
+        if key in train:
+            digest.update(np.ascontiguousarray(train[key]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def domain_classifier(spec: DataSpec, train: dict, holdout: dict, cache_dir: str) -> tuple[keras.Model, dict]:
+    """The classifier of the real data, from the cache or trained now; and what it scored."""
+    name = "".join(c if c.isalnum() else "_" for c in spec.name)
+    key = fingerprint(spec, train)
+    path = os.path.join(cache_dir, "classifiers", f"{name}-{key}.keras")
+    if os.path.exists(path) and os.path.exists(path + ".json"):
+        with open(path + ".json") as file:
+            return keras.models.load_model(path), json.load(file)
+    model = metrics.train_classifier(tf.data.Dataset.from_tensor_slices({"x": train["x"], "y": train["y"]}), spec)
+    accuracy = float(np.mean(metrics.predict_classes(model, holdout["x"]) == holdout["y"]))
+    info = {"path": path, "fingerprint": key, "trained_on": len(train["x"]), "heldout_accuracy": accuracy}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    model.save(path)
+    with open(path + ".json", "w") as file:
+        json.dump(info, file, indent=2)
+    return model, info
+
+
+def feature_model(classifier: keras.Model) -> keras.Model:
+    """The classifier up to its penultimate (`features`) layer, and its logits."""
+    return keras.Model(classifier.inputs, [classifier.get_layer("features").output, classifier.output])
+
+
+def embed(model: keras.Model, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features, logits = model.predict(np.asarray(data, np.float32), batch_size=512, verbose=0)
+    return features, tf.nn.softmax(logits).numpy()
+
+
+# -- measures -----------------------------------------------------------------------------------
+
+def distribution_measures(synthetic: np.ndarray, reference: np.ndarray, floor: np.ndarray, seed: int) -> dict:
+    """Each distance between synthetic and reference features, beside the same between two
+    sets of real features (`floor` vs reference)."""
+
+    def all_of(candidate):
+        subset_size = min(1000, max(2, len(reference) // 2))
+        kid = measures.kernel_inception_distance(reference, candidate, subset_size=subset_size, seed=seed)
+        return {
+            "frechet_distance": measures.frechet_distance(reference, candidate),
+            **kid,
+            **measures.precision_recall(reference, candidate),
+            **measures.density_coverage(reference, candidate),
+        }
+
+    synthetic_values, floor_values = all_of(synthetic), all_of(floor)
+    return {name: {"synthetic": synthetic_values[name], "real_floor": floor_values[name]} for name in synthetic_values}
+
+
+def class_measures(synthetic_probabilities, floor_probabilities, reference_labels, num_classes) -> dict:
+    predicted = np.argmax(synthetic_probabilities, axis=-1)
+    floor_predicted = np.argmax(floor_probabilities, axis=-1)
+    return {
+        "classifier_score": {"synthetic": measures.classifier_score(synthetic_probabilities),
+                             "real_floor": measures.classifier_score(floor_probabilities)},
+        "histogram": measures.class_histogram(predicted, num_classes, reference=reference_labels),
+        "real_histogram": measures.class_histogram(floor_predicted, num_classes, reference=reference_labels),
+    }
+
+
+def flat(data: np.ndarray, spec: DataSpec) -> np.ndarray:
+    """Examples as vectors on a common scale: pixels in [0, 1], vectors standardised."""
+    data = np.asarray(data, np.float32).reshape(len(data), -1)
+    if spec.value_range is not None:
+        low, high = spec.value_range
+        return (data - low) / (high - low)
+    return (data - np.asarray(spec.loc, np.float32)) / np.asarray(spec.scale, np.float32)
+
+
+def usefulness(spec, synthetic, synthetic_labels, train, holdout) -> dict:
+    """Accuracy on the real held-out data of the classifier trained on synthetic data (TSTR)
+    and on as many real training examples (TRTR)."""
+    count = len(synthetic)
+
+    def accuracy(x, y):
+        model = metrics.train_classifier(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}), spec)
+        return float(np.mean(metrics.predict_classes(model, holdout["x"]) == holdout["y"]))
+
+    return {
+        "examples": count,
+        "train_on_synthetic_test_on_real": accuracy(synthetic.astype(np.float32), synthetic_labels),
+        "train_on_real_test_on_real": accuracy(train["x"][:count].astype(np.float32), train["y"][:count]),
+    }
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report_dir: str,
+             inception: keras.Model | None = None, real_examples: int = 20000) -> dict:
+    """Measures `num` samples of `source` against up to `real_examples` real ones (for the
+    classifier and memorisation) and writes the report; returns it."""
+    train, holdout = load_real(source.record, spec, max(num, real_examples))
+    seen = holdout.pop("seen")
+    num = min(num, len(holdout["x"]), len(train["x"]))
+    reference, floor = holdout["x"][:num], train["x"][:num]
+    labels = None
+    if source.conditional:
+        labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "uniform", None, seed)
+    synthetic = draw(source, num, seed, labels)
+    os.makedirs(report_dir, exist_ok=True)
+    report = {
+        "model": source.record.get("model"),
+        "step": source.record.get("step"),
+        "dataset": source.record.get("dataset"),
+        "num_samples": num,
+        "seed": seed,
+        "heldout": "the last fifth of the training examples (seen in training)" if seen else "the test split",
+    }
+    figures = {}
+    labelled = spec.num_classes >= 2 and "y" in train
+    if labelled:
+        classifier, report["classifier"] = domain_classifier(spec, train, holdout, cache_dir)
+        features = feature_model(classifier)
+        synthetic_features, synthetic_probabilities = embed(features, synthetic)
+        reference_features, _ = embed(features, reference)
+        floor_features, floor_probabilities = embed(features, floor)
+        report["classes"] = class_measures(synthetic_probabilities, floor_probabilities, holdout["y"][:num],
+                                           spec.num_classes)
+        figures["class_histogram"] = plot_class_histograms(report["classes"], spec)
+    if spec.is_image and labelled:
+        report["space"] = "penultimate features of the domain classifier"
+        report["fidelity"] = distribution_measures(synthetic_features, reference_features, floor_features, seed)
+    else:
+        report["space"] = "standardised vectors" if not spec.is_image else "pixels scaled to [0, 1]"
+        report["fidelity"] = distribution_measures(flat(synthetic, spec), flat(reference, spec), flat(floor, spec),
+                                                   seed)
+    if inception is not None:
+        report["inception_fid"] = inception_fid(inception, synthetic, reference, floor, spec)
+    figures["samples"] = plot_samples(synthetic, reference, spec)
+    if spec.name in MIXTURES:
+        centres, std = MIXTURES[spec.name]
+        report["modes"] = {
+            "synthetic": measures.mode_coverage(synthetic, centres(), std),
+            "real_floor": measures.mode_coverage(floor, centres(), std),
+        }
+    if labels is not None:
+        predicted = np.argmax(synthetic_probabilities, axis=-1)
+        per_class = [float(np.mean(predicted[labels == c] == c)) for c in range(spec.num_classes)]
+        report["conditional"] = {"recognised_as_asked": float(np.mean(predicted == labels)),
+                                 "per_class": dict(zip(class_names(spec), per_class))}
+        report["usefulness"] = usefulness(spec, synthetic, labels, train, holdout)
+    if source.can("infer_codes"):
+        report["codes"], code_figure = code_measures(source, holdout, spec)
+        if code_figure:
+            figures["code_correlations"] = code_figure
+    if source.can("reconstruct"):
+        rebuilt = source.reconstruct(reference)
+        report["reconstruction"] = {
+            "mean_squared_error": float(np.mean(np.square(flat(rebuilt, spec) - flat(reference, spec)))),
+            "on": "pixels scaled to [0, 1]" if spec.value_range is not None else "standardised vectors",
+            **source.heldout_metrics(),
+        }
+        if spec.is_image:
+            figures["reconstructions"] = plot_pairs(reference[:8], rebuilt[:8], spec)
+    distances = measures.distance_to_closest_record(
+        flat(synthetic, spec), flat(train["x"], spec), flat(reference, spec)
+    )
+    report["memorisation"] = {k: v for k, v in distances.items() if k != "synthetic_distances"}
+    figures["memorisation"] = plot_distances(distances, holdout_distances(train, reference, spec))
+    if spec.is_image:
+        pairs = np.asarray(distances["closest_pairs"])
+        figures["closest_pairs"] = plot_pairs(synthetic[pairs[:, 0]], train["x"][pairs[:, 1]], spec)
+    paths = {name: save(figure, os.path.join(report_dir, f"{name}.png")) for name, figure in figures.items()}
+    write_json(report, os.path.join(report_dir, "report.json"))
+    write_html(report, paths, os.path.join(report_dir, "report.html"))
+    log_scalars(report, report_dir, int(source.record.get("step") or 0))
+    return report
+
+
+def draw(source, num, seed, labels) -> np.ndarray:
+    chunk = min(1024, source.max_samples or 1024)
+    parts = []
+    for index, start in enumerate(range(0, num, chunk)):
+        part_labels = None if labels is None else labels[start:start + chunk]
+        parts.append(source.draw(min(chunk, num - start), chunk_seed(seed, index), part_labels))
+    return np.concatenate(parts)
+
+
+def holdout_distances(train, reference, spec) -> np.ndarray:
+    distances, _ = measures.nearest_neighbours(flat(reference, spec), flat(train["x"], spec))
+    return distances[:, 0]
+
+
+def code_measures(source, holdout, spec) -> tuple[dict, object]:
+    probabilities, continuous = source.infer_codes(holdout["x"])
+    result = {}
+    if "y" in holdout and spec.num_classes >= 2:
+        accuracy, matching = metrics.best_matching_accuracy(np.argmax(probabilities, axis=-1), holdout["y"])
+        result["categorical_accuracy_after_matching"] = accuracy
+        result["code_to_class"] = {str(code): class_names(spec)[label] for code, label in matching.items()}
+    figure = None
+    if "factors" in holdout and spec.factor_names:
+        correlations = measures.code_correlations(continuous, holdout["factors"])
+        result["continuous_code_factor_correlations"] = {
+            f"code_{index}": dict(zip(spec.factor_names, row)) for index, row in enumerate(correlations)
+        }
+        figure = plot_correlations(np.asarray(correlations), spec.factor_names)
+    return result, figure
+
+
+def inception_network(weights: str, spec: DataSpec) -> keras.Model:
+    """Inception-v3 without its top, average-pooled, from a local weights file."""
+    if not os.path.exists(weights):
+        raise UsageError(f"--inception_weights={weights} does not exist")
+    if not spec.is_image:
+        raise UsageError(f"--inception_weights applies to images; {spec.name} holds vectors")
+    network = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+    try:
+        network.load_weights(weights)
+    except (ValueError, OSError) as error:
+        reason = str(error).splitlines()[0][:200]
+        raise UsageError(f"--inception_weights={weights} are not Inception-v3 weights without top ({reason})") from None
+    return network
+
+
+def inception_fid(network: keras.Model, synthetic, reference, floor, spec) -> dict:
+    """FID in the pooled features of Inception-v3, on images resized to 299x299 RGB in [-1, 1]."""
+
+    def features(images):
+        outputs = []
+        for start in range(0, len(images), 64):
+            batch = tf.convert_to_tensor(flat(images[start:start + 64], spec).reshape(-1, *spec.shape))
+            batch = tf.image.resize(batch * 2.0 - 1.0, (299, 299))
+            if batch.shape[-1] == 1:
+                batch = tf.image.grayscale_to_rgb(batch)
+            outputs.append(network(batch, training=False).numpy())
+        return np.concatenate(outputs)
+
+    reference_features = features(reference)
+    return {"synthetic": measures.frechet_distance(reference_features, features(synthetic)),
+            "real_floor": measures.frechet_distance(reference_features, features(floor))}
+
+
+def class_names(spec: DataSpec) -> list[str]:
+    return list(spec.class_names) or [str(index) for index in range(spec.num_classes)]
+
+
+# -- pictures -----------------------------------------------------------------------------------
+
+def to_pixels(images, spec) -> np.ndarray:
+    return np.clip(np.rint(flat(images, spec) * 255), 0, 255).astype(np.uint8).reshape(-1, *spec.shape)
+
+
+def plot_samples(synthetic, reference, spec):
+    if spec.is_image:
+        return ("grid", to_pixels(np.concatenate([synthetic[:32], reference[:32]]), spec), 8)
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    if spec.shape == (2,):
+        axes.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.3, label="real (held out)")
+        axes.scatter(synthetic[:, 0], synthetic[:, 1], s=3, alpha=0.5, label="synthetic")
+        if spec.name in MIXTURES:
+            centres, _ = MIXTURES[spec.name]
+            axes.scatter(*centres().T, marker="x", c="black", label="modes")
+        axes.set_aspect("equal")
+    else:
+        axes.hist(flat(reference, spec).ravel(), bins=50, alpha=0.5, density=True, label="real (held out)")
+        axes.hist(flat(synthetic, spec).ravel(), bins=50, alpha=0.5, density=True, label="synthetic")
+    axes.legend(fontsize=8)
+    return figure
+
+
+def plot_pairs(top, bottom, spec):
+    """Two rows: `top` over `bottom`, column by column."""
+    return ("grid", to_pixels(np.concatenate([top, bottom]), spec), len(top))
+
+
+def plot_class_histograms(classes, spec):
+    names = class_names(spec)
+    figure, axes = plt.subplots(figsize=(max(4, len(names) * 0.8), 3), dpi=100)
+    positions = np.arange(len(names))
+    axes.bar(positions - 0.2, classes["real_histogram"]["shares"], 0.4, label="real (training)")
+    axes.bar(positions + 0.2, classes["histogram"]["shares"], 0.4, label="synthetic")
+    axes.set_xticks(positions, names, rotation=45 if len(names) > 6 else 0)
+    axes.set_ylabel("share predicted")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_distances(distances, holdout):
+    figure, axes = plt.subplots(figsize=(5, 3), dpi=100)
+    bins = np.linspace(0, max(np.max(distances["synthetic_distances"]), np.max(holdout)) + 1e-9, 50)
+    axes.hist(holdout, bins=bins, alpha=0.5, density=True, label="held-out real")
+    axes.hist(distances["synthetic_distances"], bins=bins, alpha=0.5, density=True, label="synthetic")
+    axes.axvline(distances["holdout_5th_percentile"], color="black", linestyle="--", label="held-out 5th percentile")
+    axes.set_xlabel("distance to the closest training record")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_correlations(correlations, factor_names):
+    figure, axes = plt.subplots(figsize=(1.2 * len(factor_names) + 2, 0.6 * len(correlations) + 1.5), dpi=100)
+    image = axes.imshow(correlations, cmap="coolwarm", vmin=-1, vmax=1)
+    axes.set_xticks(range(len(factor_names)), factor_names)
+    axes.set_yticks(range(len(correlations)), [f"code {i}" for i in range(len(correlations))])
+    for (row, column), value in np.ndenumerate(correlations):
+        axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
+    figure.colorbar(image)
+    figure.tight_layout()
+    return figure
+
+
+def save(figure, path: str) -> str:
+    if isinstance(figure, tuple):
+        _, images, columns = figure
+        pictures.save_image_grid(images, path, columns)
+    else:
+        figure.savefig(path)
+        plt.close(figure)
+    return path
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+def write_json(report: dict, path: str) -> None:
+    with open(path + ".tmp", "w") as file:
+        json.dump(report, file, indent=2, default=float, allow_nan=True)
+    os.replace(path + ".tmp", path)
+
+
+FLOORED = ("frechet_distance", "kid", "precision", "recall", "density", "coverage")
+CAPTIONS = {
+    "samples": "Synthetic samples (top rows) and real held-out examples (bottom rows).",
+    "class_histogram": "Share of each class the domain classifier predicts, real and synthetic.",
+    "memorisation": "Distance to the closest training record: synthetic samples against held-out real examples.",
+    "closest_pairs": "The synthetic samples closest to a training record (top) and that record (bottom).",
+    "reconstructions": "Held-out examples (top) and their reconstructions (bottom).",
+    "code_correlations": "Correlation of each continuous code with each true factor.",
+}
+
+
+def write_html(report: dict, figures: dict, path: str) -> None:
+    """One self-contained page: the numbers in tables and the pictures embedded."""
+    rows = []
+    for section in ("fidelity", "modes", "inception_fid"):
+        values = report.get(section)
+        if not values:
+            continue
+        items = values.items() if section == "fidelity" else [(section, values)]
+        if section == "modes":
+            items = [(f"modes {k}", {"synthetic": values["synthetic"][k], "real_floor": values["real_floor"][k]})
+                     for k in ("modes_covered", "high_quality_share")]
+        for name, pair in items:
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{fmt(pair['synthetic'])}</td>"
+                        f"<td>{fmt(pair['real_floor'])}</td></tr>")
+    if "classes" in report:
+        score = report["classes"]["classifier_score"]
+        rows.append(f"<tr><td>classifier score</td><td>{fmt(score['synthetic'])}</td>"
+                    f"<td>{fmt(score['real_floor'])}</td></tr>")
+        rows.append(f"<tr><td>classes present</td><td>{report['classes']['histogram']['classes_present']}</td>"
+                    f"<td>{report['classes']['real_histogram']['classes_present']}</td></tr>")
+    details = {k: v for k, v in report.items() if k not in ("fidelity", "modes", "inception_fid", "classes")}
+    images = "".join(
+        f"<figure><img src='data:image/png;base64,{embed_png(p)}'><figcaption>{html.escape(CAPTIONS.get(n, n))}"
+        "</figcaption></figure>"
+        for n, p in figures.items()
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Evaluation: {html.escape(str(report['model']))}
+</title><style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
+figure{{display:inline-block;margin:1em;vertical-align:top;max-width:45%}}img{{max-width:100%}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
+<h1>{html.escape(str(report['model']))} on {html.escape(str(report['dataset']))}, step {report['step']}</h1>
+<p>{report['num_samples']} synthetic samples against as many real held-out examples ({html.escape(report['heldout'])}),
+compared in {html.escape(report['space'])}. The real-vs-real floor is the same measure between as many real training
+examples and the held-out ones: what a perfect generator would score.</p>
+<table><tr><th>measure</th><th>synthetic</th><th>real-vs-real floor</th></tr>{''.join(rows)}</table>
+{images}
+<h2>Everything measured</h2><pre>{html.escape(json.dumps(details, indent=2, default=float))}</pre>
+</body></html>"""
+    with open(path + ".tmp", "w") as file:
+        file.write(page)
+    os.replace(path + ".tmp", path)
+
+
+def fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+
+
+def embed_png(path: str) -> str:
+    with open(path, "rb") as file:
+        return base64.b64encode(file.read()).decode()
+
+
+def log_scalars(report: dict, report_dir: str, step: int) -> None:
+    writer = tf.summary.create_file_writer(report_dir)
+    with writer.as_default():
+        for name, pair in report.get("fidelity", {}).items():
+            tf.summary.scalar(f"evaluation/{name}", pair["synthetic"], step=step)
+            tf.summary.scalar(f"evaluation/{name}_real_floor", pair["real_floor"], step=step)
+        for section, key in (("memorisation", "share_closer_than_holdout_5th_percentile"),
+                             ("conditional", "recognised_as_asked"),
+                             ("codes", "categorical_accuracy_after_matching"),
+                             ("reconstruction", "mean_squared_error")):
+            if key in report.get(section, {}):
+                tf.summary.scalar(f"evaluation/{key}", report[section][key], step=step)
+        if "usefulness" in report:
+            for key in ("train_on_synthetic_test_on_real", "train_on_real_test_on_real"):
+                tf.summary.scalar(f"evaluation/{key}", report["usefulness"][key], step=step)
+    writer.close()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
+        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to evaluate")
+    num = F.NUM_SAMPLES.value or 5000
+    if num < 10:
+        raise UsageError(f"--num_samples={num} is too few to measure; give at least 10")
+    source = ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else ExportSource(F.EXPORT_DIR.value)
+    report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, REPORT_FOLDER)
+    cli.check_writable_dir(report_dir, "--report_dir")
+    inception = inception_network(F.INCEPTION_WEIGHTS.value, source.spec) if F.INCEPTION_WEIGHTS.value else None
+    try:
+        report = evaluate(source, source.spec, num, F.SEED.value, F.CACHE_DIR.value, report_dir,
+                          inception, F.REAL_EXAMPLES.value)
+    except (ValueError, tf.errors.InvalidArgumentError) as error:
+        raise DataError(f"cannot evaluate on {source.spec.name}: {str(error).splitlines()[0]}") from None
+    print(summary(report))
+    print(f"  report -> {os.path.join(report_dir, 'report.html')} (numbers: report.json)")
+
+
+def summary(report: dict) -> str:
+    lines = [f"{report['model']} on {report['dataset']}: {report['num_samples']} samples, "
+             f"measured in {report['space']} (synthetic | real-vs-real floor)"]
+    for name, pair in report["fidelity"].items():
+        lines.append(f"  {name:<20} {pair['synthetic']:>10.4g} | {pair['real_floor']:.4g}")
+    for section in ("modes", "conditional", "usefulness", "codes", "reconstruction", "memorisation"):
+        if section in report:
+            values = {k: v for k, v in report[section].items() if not isinstance(v, (list, dict))}
+            if section == "modes":
+                values = {k: v for k, v in report[section]["synthetic"].items() if not isinstance(v, list)}
+            lines.append(f"  {section}: " + ", ".join(f"{k} {fmt(v)}" for k, v in values.items()))
+    return "\n".join(lines)
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
