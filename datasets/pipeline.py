@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from datasets import augment
 from datasets.sources import DataSpec
 
 # Datasets that are not already in memory are cached there when they fit under this size.
@@ -61,11 +62,13 @@ def training_dataset(
     seed: int,
     shuffle_buffer: int = 10000,
     keys: tuple[str, ...] = ("x", "y"),
+    augmentation=None,
 ) -> tf.data.Dataset:
     """An endless stream of batches `{"x": float32 in model range, "y": int64}` for training.
 
     Raw examples are cached before scaling (uint8 images take a quarter of the memory of
-    float32); scaling runs once per batch, vectorised, after batching.
+    float32); scaling runs once per batch, vectorised, after batching. `augmentation` (a
+    `datasets.augment.augmenter`) transforms each batch in data space before it is scaled.
     """
     dataset = dataset.map(lambda example: {k: example[k] for k in keys if k in example})
     if not spec.in_memory and _fits_in_cache(spec):
@@ -73,6 +76,8 @@ def training_dataset(
     buffer = min(shuffle_buffer, spec.num_examples or shuffle_buffer)
     dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    if augmentation is not None:
+        dataset = augment.apply(dataset, augmentation)
     dataset = dataset.map(
         lambda batch: {**batch, "x": scale.encode(batch["x"])}, num_parallel_calls=tf.data.AUTOTUNE
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Callable
 
 import numpy as np
@@ -96,8 +97,36 @@ def load(name: str, split: str = "train", image_size: int | None = None):
 
 
 def _check_split(name: str, split: str) -> None:
-    if split not in SPLITS:
-        raise UsageError(f"unknown split {split!r} for dataset {name!r}; accepted: {', '.join(SPLITS)}")
+    base, _, _ = split.partition("[")
+    if base not in SPLITS:
+        raise UsageError(f"unknown split {split!r} for dataset {name!r}; accepted: {', '.join(SPLITS)}, "
+                         "optionally sliced as in train[:10%] or train[1000:2000]")
+
+
+_SLICE = re.compile(r"^(\w+)\[(-?\d+%?)?:(-?\d+%?)?\]$")
+
+
+def split_examples(name: str, split: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The examples of a split named like TFDS slices (`train`, `train[:10%]`, `train[500:]`),
+    taken from the full split's `arrays`."""
+    if "[" not in split:
+        return arrays
+    match = _SLICE.match(split)
+    if not match:
+        raise UsageError(f"split {split!r} of {name!r} is not a slice like train[:10%] or train[1000:2000]")
+    size = len(next(iter(arrays.values())))
+
+    def bound(text, default):
+        if text is None:
+            return default
+        value = int(text.rstrip("%"))
+        return value * size // 100 if text.endswith("%") else value
+
+    part = slice(bound(match.group(2), 0), bound(match.group(3), size))
+    taken = {key: value[part] for key, value in arrays.items()}
+    if len(next(iter(taken.values()))) == 0:
+        raise UsageError(f"split {split!r} of {name!r} holds no examples (the split has {size})")
+    return taken
 
 
 def from_arrays(
@@ -377,7 +406,8 @@ def load_shapes(name: str, split: str, image_size: int | None):
     """`shapes`: 28x28 drawings of circles, squares, triangles and crosses, with true factors."""
     _check_split(name, split)
     size = image_size or 28
-    data = embedded.shapes(EMBEDDED_SIZES[split], EMBEDDED_SEEDS[split], size=size)
+    base = split.partition("[")[0]
+    data = split_examples(name, split, embedded.shapes(EMBEDDED_SIZES[base], EMBEDDED_SEEDS[base], size=size))
     factors = np.stack([data[f] for f in embedded.SHAPE_FACTORS], axis=1)
     dataset, spec = from_arrays(
         name,
@@ -393,7 +423,8 @@ def load_shapes(name: str, split: str, image_size: int | None):
 def _toy(generate):
     def load_toy(name: str, split: str, image_size: int | None):
         _check_split(name, split)
-        data = generate(EMBEDDED_SIZES[split], EMBEDDED_SEEDS[split])
+        base = split.partition("[")[0]
+        data = split_examples(name, split, generate(EMBEDDED_SIZES[base], EMBEDDED_SEEDS[base]))
         dataset, spec = from_arrays(name, data["x"], data["y"])
         return dataset, dataclasses.replace(spec, splits=SPLITS)
 

@@ -470,3 +470,10 @@ def test_gan_loss_is_frozen():
     family = losses.GAN_LOSSES["hinge"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         family.uses_gradient_penalty = True
+
+
+def test_classification_loss_by_hand():
+    # Logits [0, ln 3] give probabilities [1/4, 3/4]; labels 1 then 0: (-ln 3/4 - ln 1/4) / 2.
+    logits = tf.constant([[0.0, math.log(3.0)], [0.0, math.log(3.0)]])
+    expected = (-math.log(0.75) - math.log(0.25)) / 2
+    assert float(losses.classification_loss(tf.constant([1, 0]), logits)) == pytest.approx(expected, rel=1e-6)

@@ -169,3 +169,14 @@ def test_infogan_codes_in_and_out():
         model.sample(2, seed=0, codes=[0, 3])
     with pytest.raises(zoo.UsageError, match="2 continuous codes given; this model has 1"):
         model.sample(2, seed=0, continuous=np.zeros((2, 2)))
+
+
+def test_auxiliary_classifier_trains_with_conditional_adversarial_models():
+    model = tiny_model("dcgan", num_classes=3, conditional=True, classifier_weight=1.0)
+    model.build_optimizers()
+    batch = {"x": tf.random.uniform((4, 28, 28, 1), -1, 1), "y": tf.constant([0, 1, 2, 0])}
+    metrics = model.train_step(batch)
+    assert {"real_classification_loss", "fake_classification_loss"} <= set(metrics)
+    assert all_finite(metrics.values()) and float(metrics["real_classification_loss"]) > 0
+    with pytest.raises(zoo.UsageError, match="needs a conditional model"):
+        tiny_model("gan", classifier_weight=1.0)

@@ -651,3 +651,23 @@ def test_tfds_malformed_name_is_a_usage_error(tfds, name):
     with tfds.testing.mock_data(num_examples=2):
         with pytest.raises(UsageError):
             sources.load(f"tfds:{name}")
+
+
+@pytest.mark.parametrize("split, count", [("train[:10%]", 2000), ("train[1000:1500]", 500), ("test[-100:]", 100)])
+def test_embedded_splits_slice_like_tfds(split, count):
+    dataset, spec = sources.load("shapes", split)
+    assert spec.num_examples == count
+    whole = next(iter(sources.load("shapes", split.partition("[")[0])[0].batch(20000)))["x"].numpy()
+    part = next(iter(dataset.batch(20000)))["x"].numpy()
+    start = {"train[:10%]": 0, "train[1000:1500]": 1000, "test[-100:]": 3900}[split]
+    np.testing.assert_array_equal(part, whole[start:start + count])
+
+
+@pytest.mark.parametrize("split, words", [
+    ("train[:0]", "holds no examples"),
+    ("train[a:b]", "is not a slice like"),
+    ("valid[:5%]", "accepted: train, test"),
+])
+def test_bad_slices_are_usage_errors(split, words):
+    with pytest.raises(UsageError, match=re.escape(words)):
+        sources.load("ring", split)

@@ -37,6 +37,13 @@ def snapshot(directory):
     return result
 
 
+def test_training_with_augmentation_and_diffaugment(tmp_path):
+    code, out, err = run_train("--model=dcgan", "--dataset=shapes", "--augment=flip,rotate:0.1,contrast:0.2",
+                               "--diffaugment=color,translation,cutout", f"--model_dir={tmp_path}", *TINY)
+    assert code == 0, err
+    assert "step 2/2" in out
+
+
 def test_there_are_recipes():
     names = {os.path.basename(c)[:-4] for c in CONFIGS}
     assert {"dcgan_mnist", "dcgan_shapes", "gan_ring", "gan_grid"} <= names
@@ -123,6 +130,12 @@ BAD_INPUTS = [
     (["--dataset=ring"], 2, ["--model is required"]),
     (["--model=gan"], 2, ["--dataset is required"]),
     (["--model=gan", "--dataset=ring", "extra"], 2, ["'extra'"]),
+    (["--model=dcgan", "--dataset=shapes", "--augment=blur:1"], 2, ["'blur'", "accepted", "rotate:F"]),
+    (["--model=dcgan", "--dataset=shapes", "--augment=rotate:2"], 2, ["rotate:2", "out of range", "0.5"]),
+    (["--model=gan", "--dataset=ring", "--augment=flip"], 2, ["--augment", "images", "(2,)"]),
+    (["--model=dcgan", "--dataset=shapes", "--diffaugment=jitter"], 2, ["'jitter'", "color, translation, cutout"]),
+    (["--model=gan", "--dataset=ring", "--diffaugment=color"], 2, ["--diffaugment=color", "images"]),
+    (["--model=gan", "--dataset=ring", "--classifier_weight=1"], 2, ["classifier_weight", "conditional"]),
 ]
 
 

@@ -22,6 +22,11 @@ EVAL_SPLIT = flags.DEFINE_string(
     "eval_split", "test",
     "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it.",
 )
+AUGMENT = flags.DEFINE_string(
+    "augment", None,
+    "Augment training images with Keras preprocessing layers, e.g. flip,rotate:0.1,zoom:0.1,translate:0.1,"
+    "contrast:0.2,brightness:0.2 (names: flip, vflip, rotate, zoom, translate, contrast, brightness).",
+)
 IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None, "Resize images to this side length (needed for images of mixed sizes).", lower_bound=1
 )
@@ -106,6 +111,11 @@ flags.DEFINE_integer("depth", None, "Hidden layers per MLP.", lower_bound=1)
 flags.DEFINE_enum("loss", None, sorted(losses.GAN_LOSSES), "GAN loss family.")
 flags.DEFINE_float("gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
                    lower_bound=0.0)
+flags.DEFINE_float("classifier_weight", None,
+                   "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only).",
+                   lower_bound=0.0)
+flags.DEFINE_string("diffaugment", None,
+                    "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout.")
 flags.DEFINE_float("generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0)
 flags.DEFINE_float("discriminator_learning_rate", None, "Adam learning rate of the discriminator.",
                    lower_bound=0.0)

@@ -17,7 +17,7 @@ from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-
 
 
 import zoo  # noqa: E402
-from datasets import pipeline, sources  # noqa: E402
+from datasets import augment, pipeline, sources  # noqa: E402
 from trainers import pictures  # noqa: E402
 from trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig  # noqa: E402
 from trainers.restore import CONFIG_FILE  # noqa: E402
@@ -33,6 +33,9 @@ def main(argv):
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
     model_class.check_data(spec.shape, spec.num_classes)
+    augmentation = None
+    if F.AUGMENT.value:
+        augmentation = augment.augmenter(F.AUGMENT.value, spec.shape, spec.value_range or (0.0, 1.0), F.SEED.value)
     if F.CONDITIONAL.value and spec.num_classes < 2:
         raise UsageError(f"--conditional needs a labelled dataset; {F.DATASET.value!r} has no labels (y)")
     model_dir = F.MODEL_DIR.value
@@ -50,6 +53,7 @@ def main(argv):
         "dataset": F.DATASET.value,
         "split": F.SPLIT.value,
         "image_size": F.IMAGE_SIZE.value,
+        "augment": F.AUGMENT.value,
         "data_spec": spec.to_json(),
     }
     check_same_run(model_dir, record)
@@ -57,7 +61,7 @@ def main(argv):
     scale = pipeline.scaling(spec, model.data_range)
     batches = pipeline.training_dataset(
         dataset, spec, batch_size=F.BATCH_SIZE.value, scale=scale, seed=F.SEED.value,
-        shuffle_buffer=F.SHUFFLE_BUFFER.value,
+        shuffle_buffer=F.SHUFFLE_BUFFER.value, augmentation=augmentation,
     )
     examples = pipeline.take_examples(dataset, 32 if spec.is_image else 2000)
     config = TrainerConfig(

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import diffaugment as diffaugment_module
 from zoo import losses, networks
 from zoo.registry import UsageError
 
@@ -272,12 +273,20 @@ class AdversarialModel(GenerativeModel):
     Conditional models feed the generator a learned label embedding concatenated to its noise,
     and give the discriminator a projection head (Miyato & Koyama 2018): the logit gains the
     inner product of a learned label embedding with the trunk's features. Generated examples
-    take the labels of the real batch, so classes are seen in the data's proportions.
+    take the labels of the real batch, so classes are seen in the data's proportions. With
+    `classifier_weight` > 0 the discriminator also gets an auxiliary classifier head (AC-GAN,
+    Odena et al. 2017), trained on the real examples' labels; the generator is rewarded when
+    that head recognises the class it was asked for, which makes samples of each class
+    recognisable as such.
 
     Args:
       latent_dim: size of the generator's input noise.
       loss: a family of `zoo.losses.GAN_LOSSES`.
       gradient_penalty_weight: weight of the gradient penalty (`wasserstein_gp` only).
+      classifier_weight: weight of the auxiliary classification loss (conditional models).
+      diffaugment: DiffAugment policies for images, e.g. `color,translation,cutout`
+        (`zoo.diffaugment`): the discriminator sees real and generated images through the
+        same kind of random differentiable transform.
       generator_learning_rate, discriminator_learning_rate, beta_1, beta_2: Adam settings.
     """
 
@@ -287,6 +296,8 @@ class AdversarialModel(GenerativeModel):
         latent_dim=64,
         loss="non_saturating",
         gradient_penalty_weight=10.0,
+        classifier_weight=0.0,
+        diffaugment="",
         generator_learning_rate=2e-4,
         discriminator_learning_rate=2e-4,
         beta_1=0.5,
@@ -301,6 +312,15 @@ class AdversarialModel(GenerativeModel):
         self.latent_dim = int(latent_dim)
         self.loss = loss
         self.gradient_penalty_weight = float(gradient_penalty_weight)
+        if classifier_weight < 0 or (classifier_weight > 0 and not self.conditional):
+            raise UsageError(
+                f"classifier_weight={classifier_weight} needs a conditional model and a non-negative value"
+            )
+        self.classifier_weight = float(classifier_weight)
+        policies = diffaugment_module.parse(diffaugment)
+        self.diffaugment = ",".join(policies)
+        if policies and len(self.data_shape) != 3:
+            raise UsageError(f"--diffaugment={diffaugment} applies to images, not data of shape {self.data_shape}")
         self.generator_learning_rate = float(generator_learning_rate)
         self.discriminator_learning_rate = float(discriminator_learning_rate)
         self.beta_1 = float(beta_1)
@@ -362,7 +382,10 @@ class AdversarialModel(GenerativeModel):
             inputs.append(labels)
             projection = keras.layers.Embedding(self.num_classes, features.shape[-1], name="projection")(labels)
             logits = logits + keras.ops.sum(projection * features, axis=-1, keepdims=True)
-        return networks.functional(inputs, {"logits": logits, "features": features}, "discriminator")
+        outputs = {"logits": logits, "features": features}
+        if self.classifier_weight > 0:
+            outputs["class_logits"] = keras.layers.Dense(self.num_classes, dtype="float32", name="classifier")(features)
+        return networks.functional(inputs, outputs, "discriminator")
 
     def _discriminate(self, data, labels, training):
         return self.discriminator([data, labels] if self.conditional else data, training=training)
@@ -399,7 +422,10 @@ class AdversarialModel(GenerativeModel):
         with tf.GradientTape(persistent=True) as tape:
             fake = self.generate(latents, labels, training=True)
             both_labels = tf.concat([labels, labels], axis=0) if self.conditional else None
-            outputs = self._discriminate(tf.concat([real, fake], axis=0), both_labels, training=True)
+            both = tf.concat([real, fake], axis=0)
+            if self.diffaugment:
+                both = diffaugment_module.diff_augment(both, self.diffaugment.split(","), self.seed_generator)
+            outputs = self._discriminate(both, both_labels, training=True)
             real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
             discriminator_loss = self.loss_functions.discriminator(real_logits, fake_logits)
             generator_loss = self.loss_functions.generator(fake_logits)
@@ -411,6 +437,13 @@ class AdversarialModel(GenerativeModel):
                 )
                 discriminator_loss += self.gradient_penalty_weight * penalty
                 metrics["gradient_penalty"] = penalty
+            if self.classifier_weight > 0:
+                real_classes, fake_classes = tf.split(outputs["class_logits"], 2, axis=0)
+                real_error = losses.classification_loss(labels, real_classes)
+                fake_error = losses.classification_loss(labels, fake_classes)
+                discriminator_loss += self.classifier_weight * real_error
+                generator_loss += self.classifier_weight * fake_error
+                metrics.update(real_classification_loss=real_error, fake_classification_loss=fake_error)
             _, fake_features = tf.split(outputs["features"], 2, axis=0)
             auxiliary, auxiliary_metrics = self.auxiliary_loss(latents, fake_features)
             if auxiliary is not None:
@@ -431,6 +464,8 @@ class AdversarialModel(GenerativeModel):
             "latent_dim": self.latent_dim,
             "loss": self.loss,
             "gradient_penalty_weight": self.gradient_penalty_weight,
+            "classifier_weight": self.classifier_weight,
+            "diffaugment": self.diffaugment,
             "generator_learning_rate": self.generator_learning_rate,
             "discriminator_learning_rate": self.discriminator_learning_rate,
             "beta_1": self.beta_1,

@@ -280,6 +280,22 @@ def kl_divergence(mean, log_variance) -> tf.Tensor:
     return tf.reduce_mean(_sum_over_non_batch_axes(per_element))
 
 
+def classification_loss(labels, logits) -> tf.Tensor:
+    """Cross-entropy of integer `labels` under class `logits`, averaged over the batch (nats):
+    the auxiliary classifier term of AC-GAN (Odena et al. 2017).
+
+    Args:
+      labels: integer classes, shape (batch,).
+      logits: unnormalised class scores, shape (batch, classes).
+
+    Returns:
+      Float32 scalar.
+    """
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=_f32(logits))
+    )
+
+
 def mutual_information_loss(
     categorical_codes=None,
     categorical_logits=None,

@@ -1,0 +1,134 @@
+"""Augmentation layers in the tf.data pipeline, and DiffAugment inside GAN training."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from conftest import all_finite, tiny_model
+from datasets import augment
+from zoo import diffaugment
+from zoo.registry import UsageError
+
+SPEC = "flip,rotate:0.1,zoom:0.1,translate:0.1,contrast:0.2,brightness:0.2"
+
+
+def batches(images, labels, batch_size):
+    dataset = tf.data.Dataset.from_tensor_slices({"x": images, "y": labels})
+    return dataset.batch(batch_size)
+
+
+def augmented(images, labels, seed, spec=SPEC, batch_size=8):
+    model = augment.augmenter(spec, images.shape[1:], (0.0, 255.0), seed)
+    return list(augment.apply(batches(images, labels, batch_size), model).as_numpy_iterator())
+
+
+def noise_images(count, shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, *shape)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 1), (64, 64, 3)])
+def test_every_image_size_and_channel_count(shape):
+    images = noise_images(8, shape)
+    (batch,) = augmented(images, np.arange(8), seed=0)
+    assert batch["x"].shape == (8, *shape) and batch["x"].dtype == np.float32
+    assert batch["x"].min() >= 0.0 and batch["x"].max() <= 255.0
+    assert not np.allclose(batch["x"], images)
+
+
+def test_reproducible_for_a_seed_and_different_for_another():
+    images = noise_images(16, (28, 28, 1))
+    first, again, other = (augmented(images, np.arange(16), seed) for seed in (3, 3, 4))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a["x"], b["x"])
+    assert not np.array_equal(first[0]["x"], other[0]["x"])
+
+
+def test_each_image_and_each_batch_draws_its_own_parameters():
+    # The same image everywhere: any two equal outputs would mean a repeated draw.
+    image = noise_images(1, (28, 28, 1))[0]
+    images = np.repeat(image[None], 32, axis=0)
+    outputs = np.concatenate([batch["x"] for batch in augmented(images, np.arange(32), seed=0, spec="rotate:0.2")])
+    flat = outputs.reshape(32, -1)
+    distinct = {flat[i].tobytes() for i in range(32)}
+    assert len(distinct) == 32
+
+
+def test_labels_stay_with_their_images():
+    images = noise_images(16, (28, 28, 1))
+    labels = np.arange(16) % 4
+    result = augmented(images, labels, seed=0, spec="flip")
+    np.testing.assert_array_equal(np.concatenate([b["y"] for b in result]), labels)
+    # A horizontal flip keeps each image's own pixels: compare each output with its input.
+    outputs = np.concatenate([b["x"] for b in result])
+    for index in range(16):
+        assert np.array_equal(outputs[index], images[index]) or np.array_equal(outputs[index], images[index, :, ::-1])
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("blur:1", "unknown augmentation 'blur'; accepted: brightness:F with 0<F<=1, contrast"),
+    ("rotate", "rotate needs a factor"),
+    ("rotate:2", "rotate:2 is out of range"),
+    ("zoom:0", "zoom:0 is out of range"),
+    ("contrast:lots", "is not a number"),
+    (",", "names no augmentation"),
+])
+def test_bad_specs_are_usage_errors(spec, words):
+    with pytest.raises(UsageError, match=words):
+        augment.parse(spec)
+
+
+def test_vectors_cannot_be_augmented():
+    with pytest.raises(UsageError, match="applies to images"):
+        augment.augmenter("flip", (2,), (0.0, 1.0), 0)
+
+
+# -- DiffAugment --------------------------------------------------------------------------------
+
+def seeds():
+    import keras
+
+    return keras.random.SeedGenerator(0)
+
+
+def test_translation_moves_content_by_at_most_an_eighth():
+    images = np.zeros((64, 28, 28, 1), np.float32)
+    images[:, 14, 14, 0] = 1.0
+    shifted = diffaugment.translation(tf.constant(images), seeds()).numpy()
+    assert np.all(shifted.sum(axis=(1, 2, 3)) == 1.0)  # the pixel stays inside: it can move 4 at most
+    rows, columns = np.nonzero(shifted[..., 0].reshape(64, 28, 28).sum(axis=0))
+    assert np.abs(rows - 14).max() <= 4 and np.abs(columns - 14).max() <= 4
+    assert len(set(zip(*np.nonzero(shifted[:, :, :, 0])[1:]))) > 10  # many different shifts
+
+
+def test_cutout_zeroes_at_most_a_quarter_and_usually_exactly_it():
+    images = tf.ones((64, 28, 28, 1))
+    kept = diffaugment.cutout(images, seeds()).numpy().reshape(64, -1).mean(axis=1)
+    assert np.all(kept >= 0.75 - 1e-6) and np.mean(np.isclose(kept, 0.75)) > 0.2
+
+
+def test_every_policy_is_differentiable():
+    images = tf.random.uniform((4, 28, 28, 3), -1, 1)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        output = diffaugment.diff_augment(images, diffaugment.POLICIES, seeds())
+        total = tf.reduce_sum(output)
+    gradient = tape.gradient(total, images)
+    assert output.shape == images.shape and gradient is not None and np.abs(gradient.numpy()).sum() > 0
+
+
+def test_unknown_policy_and_vector_data_are_usage_errors():
+    with pytest.raises(UsageError, match="unknown policy 'jitter'; accepted: color, translation, cutout"):
+        diffaugment.parse("color,jitter")
+    with pytest.raises(UsageError, match="applies to images"):
+        tiny_model("gan", diffaugment="color")
+
+
+@pytest.mark.parametrize("name", ["dcgan", "infogan"])
+def test_gans_train_with_diffaugment(name):
+    model = tiny_model(name, diffaugment="translation,color,cutout")
+    assert model.get_config()["diffaugment"] == "color,translation,cutout"
+    model.build_optimizers()
+    metrics = model.train_step({"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
+    assert all_finite(metrics.values())
+    assert zoo.get(name).from_config(model.get_config()).diffaugment == model.diffaugment

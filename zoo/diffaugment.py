@@ -1,0 +1,83 @@
+"""Differentiable augmentation for GANs trained on little data (Zhao et al. 2020, "Differentiable
+Augmentation for Data-Efficient GAN Training").
+
+The discriminator sees every image, real or generated, through the same random transform `T`,
+and the generator's gradient flows back through `T`; the discriminator then cannot memorise the
+few real images, while the generator is still asked for untransformed ones. Policies, on
+batches of model-range images `(B, H, W, C)` in [-1, 1], each with parameters drawn per image:
+
+- `color`: brightness shift in [-0.5, 0.5], saturation scale in [0, 2], contrast scale in
+  [0.5, 1.5];
+- `translation`: shift by up to 1/8 of the height and width, zero padded;
+- `cutout`: a square of half the side set to zero, centred anywhere in the image.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from zoo.registry import UsageError
+
+POLICIES = ("color", "translation", "cutout")
+TRANSLATION_RATIO = 0.125
+CUTOUT_RATIO = 0.5
+
+
+def parse(policy: str) -> tuple[str, ...]:
+    """`color,translation,cutout` -> their names in the canonical order; UsageError if unknown."""
+    names = tuple(part.strip() for part in policy.split(",") if part.strip())
+    unknown = [name for name in names if name not in POLICIES]
+    if unknown:
+        raise UsageError(f"--diffaugment: unknown policy {unknown[0]!r}; accepted: {', '.join(POLICIES)}")
+    return tuple(name for name in POLICIES if name in names)
+
+
+def diff_augment(images, policies, seed):
+    """`images` through the `policies`, with parameters from `seed` (a SeedGenerator)."""
+    for name in policies:
+        images = TRANSFORMS[name](images, seed)
+    return images
+
+
+def _uniform(images, seed, low=0.0, high=1.0):
+    return keras.random.uniform((tf.shape(images)[0], 1, 1, 1), low, high, seed=seed)
+
+
+def color(images, seed):
+    images = images + _uniform(images, seed, -0.5, 0.5)
+    mean = tf.reduce_mean(images, axis=3, keepdims=True)
+    images = (images - mean) * _uniform(images, seed, 0.0, 2.0) + mean
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return (images - mean) * _uniform(images, seed, 0.5, 1.5) + mean
+
+
+def translation(images, seed):
+    """Shifts each image by whole pixels; what moves in from outside is zero."""
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    shift_y, shift_x = int(height * TRANSLATION_RATIO + 0.5), int(width * TRANSLATION_RATIO + 0.5)
+    offsets_y = keras.random.randint((batch, 1, 1), -shift_y, shift_y + 1, seed=seed)
+    offsets_x = keras.random.randint((batch, 1, 1), -shift_x, shift_x + 1, seed=seed)
+    rows = tf.range(height)[None, :, None] + offsets_y  # (B, H, 1): source row of each output row
+    columns = tf.range(width)[None, None, :] + offsets_x  # (B, 1, W)
+    inside = (rows >= 0) & (rows < height) & (columns >= 0) & (columns < width)
+    rows = tf.clip_by_value(rows, 0, height - 1) + tf.zeros_like(columns)
+    columns = tf.clip_by_value(columns, 0, width - 1) + tf.zeros_like(rows)
+    shifted = tf.gather_nd(images, tf.stack([rows, columns], axis=-1), batch_dims=1)
+    return shifted * tf.cast(inside, images.dtype)[..., None]
+
+
+def cutout(images, seed):
+    """Zeroes a square of half the image's side at a random place in each image."""
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    size_y, size_x = int(height * CUTOUT_RATIO + 0.5), int(width * CUTOUT_RATIO + 0.5)
+    centre_y = keras.random.randint((batch, 1, 1), 0, height + (1 - size_y % 2), seed=seed)
+    centre_x = keras.random.randint((batch, 1, 1), 0, width + (1 - size_x % 2), seed=seed)
+    rows = tf.range(height)[None, :, None]
+    columns = tf.range(width)[None, None, :]
+    top, left = centre_y - size_y // 2, centre_x - size_x // 2
+    inside = (rows >= top) & (rows < top + size_y) & (columns >= left) & (columns < left + size_x)
+    return images * (1.0 - tf.cast(inside, images.dtype))[..., None]
+
+
+TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
