@@ -2,6 +2,9 @@
 
 Every function takes and returns `tf.data.Dataset`s of flat dicts `{"x": ..., "y": ..., ...}`:
 
+- `synthetic`: an endless source of examples drawn from a trained generator (a model
+  directory's or an export's, through `trainers.sample.ModelSource` / `ExportSource`), in
+  graph, with labels for conditional models in a chosen class balance;
 - `mix`: ratio-based mixing. Each output example is drawn from one of several UNBATCHED
   sources with fixed probabilities and tagged with the source's name in `"source"`; batch once
   after mixing, so every batch holds the ratio on average. `realised_shares` counts the tags
@@ -40,6 +43,72 @@ DUPLICATE_POLICIES = ("error", "first", "last")
 READ_BATCH = 1024
 # `dedupe`'s report lists at most this many removed indices, to stay small for big datasets.
 REPORTED_INDICES = 100
+
+
+# --- synthetic -------------------------------------------------------------------------------
+
+
+def synthetic(
+    source,
+    *,
+    batch_size: int = 256,
+    class_weights: Sequence[float] | None = None,
+    seed: int = 0,
+    like: Mapping[str, tf.TensorSpec] | None = None,
+) -> tf.data.Dataset:
+    """An endless, unbatched stream of examples drawn from a trained generator.
+
+    Samples are drawn `batch_size` at a time inside the input pipeline (no Python in the loop),
+    each batch from its own stateless seed `(seed, batch index)`, so the stream is the same on
+    every run. Conditional models draw their labels from `class_weights` (normalised; default:
+    equal), and the examples carry them as `y`.
+
+    Args:
+      source: what draws samples: an object with `spec` (a `DataSpec`), `conditional`,
+        `max_samples` (None: no cap) and `draw_graph(count, seed, labels)` returning samples in
+        data space (`trainers.sample.ModelSource` and `ExportSource` are such objects).
+      batch_size: samples drawn per call of the generator.
+      class_weights: a weight per class for conditional models.
+      seed: seed of the stream.
+      like: the element spec of a real dataset to mix with; `x` and `y` are cast to its
+        dtypes (integers rounded and clipped to the data's range), so that `mix` accepts both.
+        Without it, images in 0..255 come as uint8 and labels as int64.
+
+    Returns:
+      The unbatched dataset `{"x"[, "y"]}`.
+
+    Raises:
+      UsageError: class weights for an unconditional model, weights of the wrong count.
+    """
+    spec = source.spec
+    if source.max_samples:
+        batch_size = min(batch_size, source.max_samples)
+    if class_weights is not None and not source.conditional:
+        raise UsageError("class weights were given for a model trained without --conditional")
+    logits = None
+    if source.conditional:
+        names = [str(index) for index in range(spec.num_classes)]
+        weights = normalised_weights(names, class_weights if class_weights is not None else [1.0] * len(names))
+        logits = tf.math.log(tf.constant([list(weights.values())], tf.float32))
+    x_dtype = like["x"].dtype if like is not None else (
+        tf.uint8 if spec.value_range is not None and tuple(spec.value_range) == (0.0, 255.0) else tf.float32)
+    y_dtype = like["y"].dtype if like is not None and "y" in like else tf.int64
+
+    def draw(index):
+        batch_seed = tf.cast(seed, tf.int64) * (2**31) + index
+        labels = None
+        if logits is not None:
+            labels = tf.cast(tf.random.stateless_categorical(logits, batch_size, seed=[batch_seed, 1])[0], tf.int32)
+        x = source.draw_graph(batch_size, batch_seed, labels)
+        if x_dtype.is_integer:
+            low, high = spec.value_range or (x_dtype.min, x_dtype.max)
+            x = tf.clip_by_value(tf.round(x), low, high)
+        example = {"x": tf.cast(x, x_dtype)}
+        if labels is not None:
+            example["y"] = tf.cast(labels, y_dtype)
+        return example
+
+    return tf.data.Dataset.counter().map(draw).unbatch()
 
 
 # --- mix -------------------------------------------------------------------------------------

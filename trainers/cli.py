@@ -36,6 +36,8 @@ def _import_tensorflow_quietly():
 
 _import_tensorflow_quietly()
 
+import logging as python_logging  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 from trainers.flags import VERBOSE  # noqa: E402
@@ -81,7 +83,9 @@ def guarded(main):
 
     def wrapped(argv):
         if not VERBOSE.value:
-            logging.set_verbosity(logging.WARNING)
+            # TensorFlow's own warnings (retracing, deprecations) are for developers, not users.
+            logging.set_verbosity(logging.ERROR)
+            python_logging.getLogger("tensorflow").setLevel(python_logging.ERROR)
         try:
             return main(argv)
         except UserError as error:

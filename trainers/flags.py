@@ -87,6 +87,19 @@ CLASSES = flags.DEFINE_list(
 )
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 
+# -- blending ---------------------------------------------------------------------------------
+RATIO = flags.DEFINE_float("ratio", 0.5, "Share of synthetic data in a blend (mix), or its weight (interpolate).")
+BLEND_METHOD = flags.DEFINE_enum(
+    "method", "mix", ["mix", "interpolate"],
+    "mix: each example is real or synthetic; interpolate: x = (1 - ratio) * real + ratio * synthetic.",
+)
+NUM_EXAMPLES = flags.DEFINE_integer("num_examples", None, "Number of examples to write.")
+RATIOS = flags.DEFINE_list("ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve.")
+CLASSIFIER_STEPS = flags.DEFINE_integer(
+    "classifier_steps", 1500, "Training steps of each classifier on the utility curve.", lower_bound=1
+)
+REPEATS = flags.DEFINE_integer("repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1)
+
 # -- evaluation -------------------------------------------------------------------------------
 REPORT_DIR = flags.DEFINE_string(
     "report_dir", None, "Where the evaluation report goes (default: <model_dir or export_dir>/evaluation)."

@@ -58,6 +58,10 @@ class ModelSource:
         model = self.trained.model
         return self.trained.scale.decode(model.sample(count, seed=seed, labels=labels)).numpy()
 
+    def draw_graph(self, count, seed, labels=None):
+        """`draw` for use inside a graph (a tf.data pipeline): tensors in, a tensor out."""
+        return self.trained.scale.decode(self.trained.model.sample(count, seed=seed, labels=labels))
+
     def can(self, endpoint: str) -> bool:
         return hasattr(self.trained.model, endpoint)
 
@@ -88,7 +92,8 @@ class ExportSource:
         self.spec = spec_from_json(metadata["data_spec"])
         self.conditional = bool(metadata["config"].get("conditional"))
         self.max_samples = int(metadata["max_samples"])
-        self.signatures = tf.saved_model.load(path).signatures
+        self.loaded = tf.saved_model.load(path)  # the signatures need it alive
+        self.signatures = self.loaded.signatures
 
     def draw(self, count: int, seed: int, labels=None) -> np.ndarray:
         seed = tf.constant(seed, tf.int64)
@@ -97,6 +102,12 @@ class ExportSource:
         else:
             outputs = self.signatures["sample_labels"](labels=tf.constant(labels, tf.int32), seed=seed)
         return outputs["samples"].numpy()
+
+    def draw_graph(self, count, seed, labels=None):
+        seed = tf.cast(seed, tf.int64)
+        if labels is None:
+            return self.signatures["sample"](num_samples=tf.cast(count, tf.int32), seed=seed)["samples"]
+        return self.signatures["sample_labels"](labels=tf.cast(labels, tf.int32), seed=seed)["samples"]
 
     def can(self, endpoint: str) -> bool:
         return endpoint in self.signatures
@@ -191,7 +202,8 @@ def to_pixels(samples: np.ndarray, spec: DataSpec) -> np.ndarray:
 
 
 class NpzWriter:
-    """Streams `x` into an uncompressed npz member chunk by chunk; `y` is written at the end."""
+    """Streams `x` into an uncompressed npz member chunk by chunk; `y` and any other (small)
+    columns are kept and written at the end."""
 
     def __init__(self, path: str, num: int, spec: DataSpec, conditional: bool):
         self.spec = spec
@@ -202,22 +214,28 @@ class NpzWriter:
                   "shape": (num, *spec.shape)}
         np.lib.format.write_array_header_2_0(self.member, header)
         self.labels = [] if conditional else None
+        self.columns = {}
 
     @staticmethod
     def entry(name):
         # A fixed time stamp keeps the file the same for the same seed.
         return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
 
-    def write(self, samples, labels, start):
+    def write(self, samples, labels, start, columns=None):
         self.member.write(np.ascontiguousarray(to_storage(samples, self.spec)).tobytes())
         if self.labels is not None:
             self.labels.append(labels.astype(np.int32))
+        for name, values in (columns or {}).items():
+            self.columns.setdefault(name, []).append(values)
 
     def close(self):
         self.member.close()
+        columns = {name: np.concatenate(parts) for name, parts in self.columns.items()}
         if self.labels is not None:
-            with self.archive.open(self.entry("y.npy"), "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.concatenate(self.labels))
+            columns["y"] = np.concatenate(self.labels)
+        for name, values in sorted(columns.items()):
+            with self.archive.open(self.entry(f"{name}.npy"), "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, values)
         self.archive.close()
 
     def discard(self):

@@ -15,7 +15,7 @@ from keras import layers
 # Side of the first feature map of the DCGAN generator, per supported image side: the
 # generator doubles it with each transposed convolution up to the image side.
 DCGAN_START = {28: 7, 32: 4, 64: 4}
-NORMS = ("batch", "layer", "none")
+NORMS = ("batch", "layer", "spectral", "none")
 
 
 def supports_dcgan(shape) -> bool:
@@ -77,15 +77,20 @@ def dcgan_body(input_dim, image_shape, width, *, name="generator", output_activa
 def dcgan_trunk(image_shape, width, *, norm="batch", name="discriminator_trunk"):
     """Radford et al. 2015: stride-2 convolutions with LeakyReLU(0.2), doubling the channels,
     normalised after the first (batch norm, or layer norm where a gradient penalty forbids
-    batch statistics), flattened to features."""
+    batch statistics), flattened to features. `spectral` instead constrains every convolution
+    to a spectral norm of 1 (Miyato et al. 2018), the discriminator of SNGAN and of the
+    projection discriminator's paper."""
     side = image_shape[0]
     downsamplings = int(math.log2(side // DCGAN_START[side]))
     inputs = keras.Input(tuple(image_shape), name=f"{name}_input")
     x = inputs
     filters = width
     for index in range(downsamplings):
-        normalised = index > 0 and norm != "none"
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalised)(x)
+        normalised = index > 0 and norm in ("batch", "layer")
+        convolution = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not normalised)
+        if norm == "spectral":
+            convolution = layers.SpectralNormalization(convolution)
+        x = convolution(x)
         if normalised:
             x = layers.BatchNormalization()(x) if norm == "batch" else layers.LayerNormalization()(x)
         x = layers.LeakyReLU(0.2)(x)

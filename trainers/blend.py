@@ -1,0 +1,121 @@
+"""Write a dataset that blends real examples with synthetic ones, each tagged with its source.
+
+    python -m trainers.blend --dataset=shapes --split=train[:500] --model_dir=runs/dcgan_shapes_conditional \\
+        --ratio=0.5 --num_examples=5000 --output=blended.npz
+
+`--method=mix` (the default) draws each example from the real data with probability
+`1 - ratio` and from the generator with probability `ratio` (real examples are reshuffled and
+repeated as needed); `--method=interpolate` pairs each real example with a synthetic one of the
+same class (conditional models) and writes `x = (1 - ratio) * real + ratio * synthetic`.
+
+The output is an npz with `x`, `y` (when the data is labelled) and `source`, the provenance of
+each example (`real`, `synthetic`, or `interpolated`); it trains a model with
+`--dataset=npz:blended.npz`. The realised share of each source is printed. Like `sample`, the
+file is written under a hidden `.partial` name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+
+from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from datasets import blend, sources  # noqa: E402
+from trainers import sample  # noqa: E402
+from zoo.registry import UsageError  # noqa: E402
+
+CHUNK = 1024
+
+
+def blended_dataset(real: tf.data.Dataset, real_spec, source, method: str, ratio: float, seed: int,
+                    class_balance: str) -> tf.data.Dataset:
+    """The endless blended stream `{"x", ["y"], "source"}` (unbatched)."""
+    keys = [key for key in ("x", "y") if key in real.element_spec]
+    real = real.map(lambda example: {key: example[key] for key in keys})
+    weights = None
+    if source.conditional:
+        weights = (sample.training_frequencies(source.record, real_spec.num_classes) if class_balance == "real"
+                   else np.ones(real_spec.num_classes))
+    synthetic = blend.synthetic(source, class_weights=weights, seed=seed, like=real.element_spec)
+    real = real.shuffle(min(real_spec.num_examples or 10000, 10000), seed=seed).repeat()
+    if method == "mix":
+        if "y" in keys and not source.conditional:
+            raise UsageError("mixing labelled real data needs a conditional model, whose samples have labels")
+        return blend.mix({"real": real, "synthetic": synthetic}, {"real": 1.0 - ratio, "synthetic": ratio}, seed=seed)
+    if source.conditional and "y" in keys:
+        synthetic = matched_labels(real, source, seed)
+    mixed = blend.interpolate(real, synthetic, ratio)
+    tag = tf.constant("interpolated")
+    return mixed.map(lambda example: {**example, "source": tag})
+
+
+def matched_labels(real: tf.data.Dataset, source, seed: int) -> tf.data.Dataset:
+    """A synthetic example of each real example's class, in the real stream's order."""
+
+    def draw(index, batch):
+        x = source.draw_graph(tf.shape(batch["y"])[0], tf.cast(seed, tf.int64) * (2**31) + index, batch["y"])
+        return {"x": x, "y": batch["y"]}
+
+    return real.batch(min(256, source.max_samples or 256)).enumerate().map(draw).unbatch()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+    cli.require(F.DATASET, F.OUTPUT, F.NUM_EXAMPLES)
+    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
+        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to draw from")
+    ratio, num, path = F.RATIO.value, F.NUM_EXAMPLES.value, F.OUTPUT.value
+    if not 0.0 <= ratio <= 1.0:
+        raise UsageError(f"--ratio={ratio} must lie in [0, 1] (the share of synthetic data)")
+    if num <= 0:
+        raise UsageError(f"--num_examples={num} must be at least 1")
+    if not path.endswith(".npz"):
+        raise UsageError(f"--output={path} must be an .npz file")
+    sample.check_output(path, F.OVERWRITE.value)
+    real, real_spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
+    source = sample.ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else sample.ExportSource(
+        F.EXPORT_DIR.value)
+    if tuple(real_spec.shape) != tuple(source.spec.shape):
+        raise UsageError(f"--dataset={F.DATASET.value} holds examples of shape {real_spec.shape}, "
+                         f"the model makes {source.spec.shape}; use the data it was trained on, or --image_size")
+    stream = blended_dataset(real, real_spec, source, F.BLEND_METHOD.value, ratio, F.SEED.value,
+                             F.CLASS_BALANCE.value)
+    counts = write(stream.take(num).batch(CHUNK), path, num, real_spec, "y" in stream.element_spec)
+    shares = ", ".join(f"{name} {count / num:.3f} ({count})" for name, count in sorted(counts.items()))
+    print(f"wrote {num} examples ({shares}) -> {path}")
+
+
+def write(batches: tf.data.Dataset, path: str, num: int, spec, labelled: bool) -> dict[str, int]:
+    """Streams `batches` into the npz at `path`; returns the count of each source."""
+    partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial")
+    sample.remove(partial)
+    writer = sample.NpzWriter(partial, num, spec, labelled)
+    progress = sample.Progress(num)
+    counts, done = {}, 0
+    try:
+        for batch in batches.as_numpy_iterator():
+            tags = batch["source"].astype(str)
+            writer.write(batch["x"], batch.get("y"), done, columns={"source": tags})
+            for name, count in zip(*np.unique(tags, return_counts=True)):
+                counts[str(name)] = counts.get(str(name), 0) + int(count)
+            done += len(tags)
+            progress.update(done)
+        writer.close()
+        sample.replace(partial, path)
+    except BaseException:
+        writer.discard()
+        sample.remove(partial)
+        raise
+    return counts
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

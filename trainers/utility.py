@@ -1,0 +1,148 @@
+"""Does blending synthetic data into scarce real data help a classifier? The utility curve.
+
+    python -m trainers.utility --model_dir=runs/dcgan_shapes_conditional --dataset=shapes --split=train[:500]
+
+For each `--ratios` value r, the same small classifier (`trainers.metrics.classifier`) is
+trained for `--classifier_steps` steps on a stream that mixes the scarce real examples (share
+1 - r) with examples from a conditional generator (share r), and tested on the real `test`
+split; r = 0 is the real data alone. Each ratio is trained `--repeats` times with different
+seeds, and the mean and spread are reported. Writes `utility.json` and `utility_curve.png` to
+`--report_dir` (default `<model_dir or export_dir>/utility`), and for 2-D data
+`blend_scatter.png`: real, synthetic and blended points in one plot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+
+import keras  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from datasets import blend, sources  # noqa: E402
+from trainers import metrics, sample  # noqa: E402
+from trainers.blend import blended_dataset  # noqa: E402
+from zoo.registry import UsageError  # noqa: E402
+
+
+def train_and_test(stream: tf.data.Dataset, spec, test: dict, steps: int, batch_size: int, seed: int) -> float:
+    """Accuracy on `test` of the classifier trained `steps` steps on `stream`."""
+    keras.utils.set_random_seed(seed)
+    model = metrics.classifier(spec)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    batches = stream.map(lambda e: (tf.cast(e["x"], tf.float32), e["y"])).batch(batch_size).prefetch(2)
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return float(np.mean(metrics.predict_classes(model, test["x"]) == test["y"]))
+
+
+def utility_curve(source, real, spec, test, ratios, steps, batch_size, repeats, seed) -> list[dict]:
+    rows = []
+    for ratio in ratios:
+        accuracies = []
+        for repeat in range(repeats):
+            stream = blended_dataset(real, spec, source, "mix", ratio, seed + repeat, "uniform")
+            accuracies.append(train_and_test(stream, spec, test, steps, batch_size, seed + repeat))
+        rows.append({"ratio": ratio, "accuracy_mean": float(np.mean(accuracies)),
+                     "accuracy_std": float(np.std(accuracies)), "accuracies": accuracies})
+        print(f"  ratio {ratio:.2f}: accuracy on real test {np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}")
+    return rows
+
+
+def plot_curve(rows, path, title):
+    figure, axes = plt.subplots(figsize=(5, 3.5), dpi=100)
+    ratios = [row["ratio"] for row in rows]
+    axes.errorbar(ratios, [row["accuracy_mean"] for row in rows], yerr=[row["accuracy_std"] for row in rows],
+                  marker="o", capsize=4)
+    axes.set_xlabel("share of synthetic examples in training")
+    axes.set_ylabel("accuracy on real test data")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_scatter(real, source, spec, path, ratio, seed):
+    """Real, synthetic and blended 2-D points in one scatter plot."""
+    real_points = np.stack([e["x"] for e in real.take(2000).as_numpy_iterator()])
+    synthetic = blend.synthetic(source, seed=seed, like=real.element_spec)
+    synthetic_points = next(iter(synthetic.batch(2000)))["x"].numpy()
+    mixed = next(iter(blended_dataset(real, spec, source, "mix", ratio, seed, "uniform").batch(2000)))
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4), dpi=100, sharex=True, sharey=True)
+    axes[0].scatter(*real_points.T, s=4, c="tab:blue")
+    axes[0].set_title(f"real ({len(real_points)} points)")
+    axes[1].scatter(*synthetic_points.T, s=4, c="tab:orange")
+    axes[1].set_title("synthetic")
+    colours = np.where(mixed["source"].numpy() == b"real", "tab:blue", "tab:orange")
+    axes[2].scatter(*mixed["x"].numpy().T, s=4, c=colours)
+    axes[2].set_title(f"blended, ratio {ratio:g} (colour = source)")
+    for ax in axes:
+        ax.set_aspect("equal")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
+    cli.require(F.DATASET)
+    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
+        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to draw from")
+    try:
+        ratios = [float(value) for value in F.RATIOS.value]
+    except ValueError:
+        raise UsageError(f"--ratios={','.join(F.RATIOS.value)} must be numbers in [0, 1)") from None
+    bad = [ratio for ratio in ratios if not 0.0 <= ratio < 1.0]
+    if bad or not ratios:
+        raise UsageError(f"--ratios: {bad[0] if bad else 'none given'}; give shares of synthetic data in [0, 1)")
+    real, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
+    if spec.num_classes < 2:
+        raise UsageError(f"--dataset={F.DATASET.value} has no labels; the utility curve trains a classifier")
+    if "test" not in spec.splits:
+        raise UsageError(f"--dataset={F.DATASET.value} has no test split to measure accuracy on")
+    source = sample.ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else sample.ExportSource(
+        F.EXPORT_DIR.value)
+    if not source.conditional:
+        raise UsageError("the utility curve needs a conditional model: its samples must carry labels")
+    if tuple(spec.shape) != tuple(source.spec.shape):
+        raise UsageError(f"--dataset={F.DATASET.value} holds examples of shape {spec.shape}, "
+                         f"the model makes {source.spec.shape}")
+    report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, "utility")
+    cli.check_writable_dir(report_dir, "--report_dir")
+    test_set, _ = sources.load(F.DATASET.value, "test", F.IMAGE_SIZE.value)
+    test = next(iter(test_set.batch(100000)))
+    test = {"x": test["x"].numpy(), "y": test["y"].numpy()}
+    print(f"utility of {source.record.get('model')} samples for a classifier on {spec.num_examples} real "
+          f"examples of {F.DATASET.value} ({F.SPLIT.value}), {F.CLASSIFIER_STEPS.value} steps per training:")
+    rows = utility_curve(source, real, spec, test, ratios, F.CLASSIFIER_STEPS.value, F.BATCH_SIZE.value,
+                         F.REPEATS.value, F.SEED.value)
+    os.makedirs(report_dir, exist_ok=True)
+    result = {"dataset": F.DATASET.value, "split": F.SPLIT.value, "real_examples": spec.num_examples,
+              "model": source.record.get("model"), "step": source.record.get("step"),
+              "classifier_steps": F.CLASSIFIER_STEPS.value, "batch_size": F.BATCH_SIZE.value,
+              "test_examples": len(test["y"]), "curve": rows}
+    with open(os.path.join(report_dir, "utility.json"), "w") as file:
+        json.dump(result, file, indent=2)
+    plot_curve(rows, os.path.join(report_dir, "utility_curve.png"),
+               f"{spec.num_examples} real examples of {F.DATASET.value} + synthetic")
+    if spec.shape == (2,):
+        plot_scatter(real, source, spec, os.path.join(report_dir, "blend_scatter.png"), 0.5, F.SEED.value)
+    print(f"  -> {os.path.join(report_dir, 'utility.json')}, utility_curve.png")
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
