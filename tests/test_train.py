@@ -193,3 +193,9 @@ def test_as_a_process_errors_have_no_traceback_and_verbose_shows_one(tmp_path):
     verbose = subprocess.run(command + ["--verbose"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_training_compiled_with_xla(tmp_path):
+    code, out, err = run_train("--model=dcgan", "--dataset=shapes", "--jit_compile", f"--model_dir={tmp_path}", *TINY)
+    assert code == 0, err
+    assert "step 2/2" in out

@@ -4,8 +4,8 @@ A model brings `train_step(batch) -> dict`, `build_optimizers()`, `sample(num, s
 `sampling_network` and `random_state()` (see `zoo.base.GenerativeModel`). The `Trainer` owns
 everything around the step:
 
-- one `tf.function` (optionally XLA-compiled) running `steps_per_call` steps per call, so the
-  host is consulted once per call, not once per step;
+- one `tf.function` running `steps_per_call` steps per call, so the host is consulted once
+  per call, not once per step (with `jit_compile`, each step inside it is compiled by XLA);
 - the distribution strategy (the default one unless given);
 - a `tf.train.CheckpointManager` that saves every `checkpoint_every` steps and at the end, keeps
   the last `keep_checkpoints`, and resumes from the latest checkpoint in `model_dir`;
@@ -143,7 +143,10 @@ class Trainer:
         self.checkpoints = tf.train.CheckpointManager(
             checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), max_to_keep=self.config.keep_checkpoints
         )
-        self._train = tf.function(self._steps, jit_compile=self.config.jit_compile or None)
+        # XLA compiles the step itself; the loop around it pulls batches from the iterator,
+        # which XLA cannot compile.
+        self._step = tf.function(self._replica_step, jit_compile=True) if self.config.jit_compile else self._replica_step
+        self._train = tf.function(self._steps)
         self._writer = tf.summary.create_file_writer(model_dir)
         self._stop_requested = False
         self.last_picture: str | None = None
@@ -154,7 +157,7 @@ class Trainer:
         """Runs `num_steps` steps; returns each metric's mean over them."""
 
         def one_step():
-            per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+            per_replica = self.strategy.run(self._step, args=(next(iterator),))
             return {
                 name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
                 for name, value in per_replica.items()
