@@ -145,7 +145,9 @@ class Trainer:
         )
         # XLA compiles the step itself; the loop around it pulls batches from the iterator,
         # which XLA cannot compile.
-        self._step = tf.function(self._replica_step, jit_compile=True) if self.config.jit_compile else self._replica_step
+        self._step = self._replica_step
+        if self.config.jit_compile:
+            self._step = tf.function(self._replica_step, jit_compile=True)
         self._train = tf.function(self._steps)
         self._writer = tf.summary.create_file_writer(model_dir)
         self._stop_requested = False
