@@ -132,3 +132,14 @@ def test_gans_train_with_diffaugment(name):
     metrics = model.train_step({"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
     assert all_finite(metrics.values())
     assert zoo.get(name).from_config(model.get_config()).diffaugment == model.diffaugment
+
+
+def test_scale_grows_or_shrinks_content_within_its_range():
+    images = -np.ones((64, 28, 28, 1), np.float32)
+    images[:, 10:18, 10:18] = 1.0  # an 8x8 square: area 64 pixels
+    scaled = diffaugment.scale(tf.constant(images), seeds()).numpy()
+    areas = (scaled > 0).sum(axis=(1, 2, 3))
+    assert areas.min() >= 64 / 1.4**2 - 8 and areas.max() <= 64 * 1.4**2 + 16
+    assert areas.min() < 56 and areas.max() > 72  # both directions occur
+    # Zoomed-out images take in area from outside the image: it is the low end of the range, not grey.
+    np.testing.assert_allclose(scaled[:, 0, 0, 0], -1.0)

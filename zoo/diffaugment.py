@@ -9,7 +9,10 @@ batches of model-range images `(B, H, W, C)` in [-1, 1], each with parameters dr
 - `color`: brightness shift in [-0.5, 0.5], saturation scale in [0, 2], contrast scale in
   [0.5, 1.5];
 - `translation`: shift by up to 1/8 of the height and width, zero padded;
-- `cutout`: a square of half the side set to zero, centred anywhere in the image.
+- `cutout`: a square of half the side set to zero, centred anywhere in the image;
+- `scale` (not in the paper): zoom in or out by a factor in [1/1.4, 1.4] about a point near the
+  centre, bilinear, -1 (the low end of the range) outside the image; with InfoGAN it keeps the
+  codes from encoding size.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import tensorflow as tf
 
 from zoo.registry import UsageError
 
-POLICIES = ("color", "translation", "cutout")
+POLICIES = ("color", "translation", "cutout", "scale")
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
+SCALE_RANGE = 1.4
 
 
 def parse(policy: str) -> tuple[str, ...]:
@@ -80,4 +84,16 @@ def cutout(images, seed):
     return images * (1.0 - tf.cast(inside, images.dtype))[..., None]
 
 
-TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
+def scale(images, seed):
+    """Resamples each image from a box of side 1/z (z log-uniform in [1/1.4, 1.4]) shifted by
+    up to a tenth of the image, so content grows (z > 1) or shrinks (z < 1)."""
+    batch = tf.shape(images)[0]
+    zoom = tf.exp(keras.random.uniform((batch,), -1.0, 1.0, seed=seed) * tf.math.log(SCALE_RANGE))
+    shift = keras.random.uniform((batch, 2), -0.1, 0.1, seed=seed)
+    half = 0.5 / zoom
+    centre = 0.5 + shift
+    boxes = tf.stack([centre[:, 0] - half, centre[:, 1] - half, centre[:, 0] + half, centre[:, 1] + half], axis=1)
+    return tf.image.crop_and_resize(images, boxes, tf.range(batch), images.shape[1:3], extrapolation_value=-1.0)
+
+
+TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout, "scale": scale}
