@@ -114,7 +114,8 @@ def test_diffaugment_lowers_fcd_on_a_tenth_of_shapes(tmp_path):
         fidelity = reports[recipe]["fidelity"]
         print(f"{recipe}: FCD {fidelity['frechet_distance']['synthetic']:.3f} "
               f"(floor {fidelity['frechet_distance']['real_floor']:.3f}), KID {fidelity['kid']['synthetic']:.4f} "
-              f"+- {fidelity['kid_standard_error']['synthetic']:.4f}, precision {fidelity['precision']['synthetic']:.3f}, "
+              f"+- {fidelity['kid_standard_error']['synthetic']:.4f}, "
+              f"precision {fidelity['precision']['synthetic']:.3f}, "
               f"recall {fidelity['recall']['synthetic']:.3f}; trained in {minutes:.1f} min")
     fcd = {recipe: report["fidelity"]["frechet_distance"]["synthetic"] for recipe, report in reports.items()}
     assert fcd["dcgan_shapes_10pct_diffaugment"] < fcd["dcgan_shapes_10pct"]
