@@ -24,7 +24,7 @@ EXPECTED_VARIANTS = {
 @pytest.fixture(scope="module")
 def report():
     return benchmark.run_benchmark(
-        list(benchmark.WORKLOADS), batch_size=8, steps=3, repeats=2, steps_per_call=2, width=4, matmul_size=64
+        ["dcgan", "gan", "vae", "input"], batch_size=8, steps=3, repeats=2, steps_per_call=2, width=4, matmul_size=64
     )
 
 
@@ -163,3 +163,16 @@ def test_command_rejects_bad_flags_in_one_line(argv, message):
     code, out, err = run_tool(benchmark.main, *argv)
     assert code == 2
     assert err.startswith(message) and len(err.strip().splitlines()) == 1
+
+
+def test_export_workload_reports_throughput_and_latency():
+    rows = benchmark.run_workload("export", batch_size=4, steps=2, repeats=2, width=8)
+    assert [row["variant"] for row in rows] == ["sample", "latency"]
+    assert all(row["error"] is None and row["examples_per_second"] > 0 for row in rows)
+    assert rows[1]["latency_ms"] > 0
+
+
+def test_memory_workload_measures_the_train_command_as_a_child():
+    (row,) = benchmark.memory_rows(4, 8, lambda line: None, examples=64, steps=2)
+    assert row["error"] is None, row["error"]
+    assert row["child_peak_rss_mb"] > 100 and row["wall_seconds"] > 0 and row["examples_per_second"] is None

@@ -101,6 +101,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -158,7 +159,11 @@ WORKLOADS = {
         "convolutional VAE 28x28x1",
     ),
     "input": Workload("shapes", 256, None, {}, "input pipeline alone"),
+    "export": Workload("shapes", 256, "dcgan", {}, "sampling through the DCGAN's export"),
+    "memory": Workload("shapes", 256, "dcgan", {}, "DCGAN training on 60,000 images, in a child process"),
 }
+MEMORY_EXAMPLES = 60000
+MEMORY_STEPS = 100
 
 # Network passes of one training step, as (network, examples in batches, cost in forwards): 3 for a
 # differentiated pass (forward, then gradients for inputs and weights), 1 for an inference pass.
@@ -596,6 +601,10 @@ def run_workload(name: str, batch_size: int | None = None, steps: int = 50, repe
     dataset, spec = sources.load(workload.dataset)
     if workload.model is None:
         rows = input_rows(dataset, spec, batch_size, steps, repeats, log)
+    elif name == "export":
+        rows = export_rows(spec, batch_size, steps, repeats, width, log)
+    elif name == "memory":
+        rows = memory_rows(batch_size, width, log)
     else:
         rows = model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_call, width, jit, log)
     peak = peak_rss_mb()
@@ -623,6 +632,73 @@ def input_rows(dataset, spec, batch_size, steps, repeats, log) -> list[dict]:
         row["pipeline_start_seconds"] = start
         rows.append(row)
     return rows
+
+
+def export_rows(spec, batch_size, steps, repeats, width, log) -> list[dict]:
+    """The DCGAN's export, loaded as `tf.saved_model.load` loads it: `sample` at `batch_size`
+    (examples/s) and `serving_default` on one latent vector (latency)."""
+    from datasets import pipeline as data_pipeline
+    from trainers import export, restore
+
+    arguments = dict(WORKLOADS["dcgan"].model_arguments, **({"width": width} if width else {}))
+    model = zoo.get("dcgan")(data_shape=spec.shape, num_classes=spec.num_classes, seed=SEED, **arguments)
+    record = {"model": "dcgan", "dataset": spec.name, "config": model.get_config(), "data_spec": spec.to_json()}
+    trained = restore.TrainedModel(model=model, record=record, spec=spec,
+                                   scale=data_pipeline.scaling(spec, model.data_range), checkpoint="none", step=0,
+                                   averaged=False)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="synthblend_benchmark_") as export_dir:
+        path = export.export(trained, export_dir, max_samples=batch_size)
+        signatures = tf.saved_model.load(path).signatures
+        count, seed = tf.constant(batch_size, tf.int32), tf.constant(SEED, tf.int64)
+        log(f"export: sample, {batch_size} per request")
+
+        def sample_requests(number):
+            for _ in range(number):
+                signatures["sample"](num_samples=count, seed=seed)["samples"].numpy()
+
+        rows.append(measure_variant("sample", f"export's sample signature, {batch_size} per request",
+                                    sample_requests, steps, repeats, batch_size, False))
+        latent = tf.zeros((1, model.latent_dim))
+        log("export: serving_default, 1 per request")
+
+        def single_requests(number):
+            for _ in range(number):
+                signatures["serving_default"](z=latent)["samples"].numpy()
+
+        row = measure_variant("latency", "export's serving_default, 1 per request", single_requests, steps,
+                              repeats, 1, False)
+        if row["seconds"]:
+            row["latency_ms"] = 1000 * statistics.median(row["seconds"]) / steps
+        rows.append(row)
+    return rows
+
+
+def memory_rows(batch_size, width, log, examples: int = MEMORY_EXAMPLES, steps: int = MEMORY_STEPS) -> list[dict]:
+    """Peak resident memory of the train command on an npz of `examples` images, run as a child
+    process (its own peak, not this process's); its wall time includes start-up, so no rate."""
+    from datasets import embedded
+
+    log(f"memory: {examples} images, train command for {steps} steps")
+    arguments = dict(WORKLOADS["dcgan"].model_arguments, **({"width": width} if width else {}))
+    with tempfile.TemporaryDirectory(prefix="synthblend_benchmark_") as folder:
+        data = embedded.shapes(examples, SEED)
+        np.savez(os.path.join(folder, "images.npz"), x=data["x"], y=data["y"])
+        command = [sys.executable, "-m", "trainers.train", "--model=dcgan", f"--dataset=npz:{folder}/images.npz",
+                   f"--model_dir={folder}/run", f"--batch_size={batch_size}", f"--train_steps={steps}",
+                   "--ema_decay=0.999", *[f"--{key}={value}" for key, value in arguments.items()]]
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        seconds = time.perf_counter() - started
+    row = measurement_row("train", f"train command, {examples} images, {steps} steps", [], 0, False)
+    row["wall_seconds"] = seconds
+    row["examples"] = examples
+    if result.returncode != 0:
+        row["error"] = (result.stderr.strip().splitlines() or ["failed"])[-1]
+    # The largest resident set of any finished child: the train command is this process's only child.
+    row["child_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return [row]
 
 
 def model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_call, width, jit, log) -> list[dict]:
@@ -757,6 +833,11 @@ def markdown(report: dict) -> str:
     if starts:
         lines.append("Each timed (c) fit call starts a fresh pass over the dataset; a fresh iterator took this long to "
                      f"deliver its first batch (shuffle buffer filled): {', '.join(starts)}.")
+    lines += [f"Latency of one request of 1 sample through the export: {row['latency_ms']:.2f} ms (median)."
+              for row in report["rows"] if row.get("latency_ms") is not None]
+    lines += [f"Peak resident memory of the train command on {row['examples']:,} images: "
+              f"{row['child_peak_rss_mb']:,.0f} MB ({row['wall_seconds']:.0f} s wall, start-up included)."
+              for row in report["rows"] if row.get("child_peak_rss_mb")]
     lines += [f"Failed: {row['workload']} ({row['variant']}): {row['error'][:400]}"
               for row in report["rows"] if row["error"]]
     return "\n".join(lines)
