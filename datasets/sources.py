@@ -96,11 +96,13 @@ def load(name: str, split: str = "train", image_size: int | None = None):
     return EMBEDDED.get(name)(name, split, image_size)
 
 
-def _check_split(name: str, split: str) -> None:
+def _check_split(name: str, split: str) -> str:
+    """The split's base name (`train` of `train[:10%]`); UsageError for an unknown one."""
     base, _, _ = split.partition("[")
     if base not in SPLITS:
         raise UsageError(f"unknown split {split!r} for dataset {name!r}; accepted: {', '.join(SPLITS)}, "
                          "optionally sliced as in train[:10%] or train[1000:2000]")
+    return base
 
 
 _SLICE = re.compile(r"^(\w+)\[(-?\d+%?)?:(-?\d+%?)?\]$")
@@ -404,9 +406,8 @@ EMBEDDED_SEEDS = {"train": 0, "test": 1}
 @EMBEDDED.register("shapes")
 def load_shapes(name: str, split: str, image_size: int | None):
     """`shapes`: 28x28 drawings of circles, squares, triangles and crosses, with true factors."""
-    _check_split(name, split)
+    base = _check_split(name, split)
     size = image_size or 28
-    base = split.partition("[")[0]
     data = split_examples(name, split, embedded.shapes(EMBEDDED_SIZES[base], EMBEDDED_SEEDS[base], size=size))
     factors = np.stack([data[f] for f in embedded.SHAPE_FACTORS], axis=1)
     dataset, spec = from_arrays(
@@ -422,8 +423,7 @@ def load_shapes(name: str, split: str, image_size: int | None):
 
 def _toy(generate):
     def load_toy(name: str, split: str, image_size: int | None):
-        _check_split(name, split)
-        base = split.partition("[")[0]
+        base = _check_split(name, split)
         data = split_examples(name, split, generate(EMBEDDED_SIZES[base], EMBEDDED_SEEDS[base]))
         dataset, spec = from_arrays(name, data["x"], data["y"])
         return dataset, dataclasses.replace(spec, splits=SPLITS)

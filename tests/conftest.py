@@ -61,3 +61,17 @@ def all_finite(values):
 def model_name(request):
     """Every registered model, one test each."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def conditional_export(tmp_path_factory):
+    """A tiny conditional DCGAN on shapes, trained two steps and exported (at most 32 samples a
+    request): `(model_dir, export_dir)`, shared by the tests that only read them."""
+    from test_train import TINY, run_train
+    from trainers import export
+
+    root = tmp_path_factory.mktemp("conditional")
+    model_dir, export_dir = root / "run", root / "export"
+    assert run_train("--model=dcgan", "--dataset=shapes", "--conditional", f"--model_dir={model_dir}", *TINY)[0] == 0
+    assert run_tool(export.main, f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--max_samples=32")[0] == 0
+    return model_dir, export_dir

@@ -9,16 +9,7 @@ from conftest import run_tool
 from datasets import blend, sources
 from test_train import TINY, run_train, snapshot
 from trainers import blend as blend_command
-from trainers import export, sample, utility
-
-
-@pytest.fixture(scope="module")
-def conditional(tmp_path_factory):
-    root = tmp_path_factory.mktemp("conditional")
-    model_dir, export_dir = root / "run", root / "export"
-    assert run_train("--model=dcgan", "--dataset=shapes", "--conditional", f"--model_dir={model_dir}", *TINY)[0] == 0
-    assert run_tool(export.main, f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--max_samples=32")[0] == 0
-    return model_dir, export_dir
+from trainers import sample, utility
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +24,8 @@ def real_shapes(split="train[:64]"):
     return dataset.map(lambda e: {"x": e["x"], "y": e["y"]}), spec
 
 
-def test_synthetic_source_is_endless_reproducible_and_typed_like_the_real_data(conditional):
-    model_dir, export_dir = conditional
+def test_synthetic_source_is_endless_reproducible_and_typed_like_the_real_data(conditional_export):
+    model_dir, export_dir = conditional_export
     real, _ = real_shapes()
     from_dir = blend.synthetic(sample.ModelSource(str(model_dir), True), batch_size=16, class_weights=[1, 0, 0, 1],
                                like=real.element_spec, seed=5)
@@ -52,8 +43,8 @@ def test_synthetic_source_is_endless_reproducible_and_typed_like_the_real_data(c
     assert not np.array_equal(first["x"][:16], first["x"][16:32])
 
 
-def test_mixing_real_and_synthetic_keeps_the_ratio_and_the_tags(conditional):
-    model_dir, _ = conditional
+def test_mixing_real_and_synthetic_keeps_the_ratio_and_the_tags(conditional_export):
+    model_dir, _ = conditional_export
     real, _ = real_shapes()
     synthetic = blend.synthetic(sample.ModelSource(str(model_dir), True), like=real.element_spec)
     mixed = blend.mix({"real": real.repeat(), "synthetic": synthetic}, {"real": 0.7, "synthetic": 0.3})
@@ -61,8 +52,8 @@ def test_mixing_real_and_synthetic_keeps_the_ratio_and_the_tags(conditional):
     assert shares["synthetic"] == pytest.approx(0.3, abs=0.04)
 
 
-def test_blend_command_writes_provenance_and_the_result_trains(conditional, tmp_path):
-    model_dir, export_dir = conditional
+def test_blend_command_writes_provenance_and_the_result_trains(conditional_export, tmp_path):
+    model_dir, export_dir = conditional_export
     path = tmp_path / "blended.npz"
     code, out, err = run_tool(blend_command.main, "--dataset=shapes", "--split=train[:100]", f"--model_dir={model_dir}",
                               "--ratio=0.25", "--num_examples=800", f"--output={path}")
@@ -98,8 +89,8 @@ def test_utility_curve_and_the_blend_scatter(ring_model, tmp_path):
     assert "ratio 0.50" in out
 
 
-def test_bad_blends_are_one_line_errors_that_change_nothing(conditional, tmp_path):
-    model_dir, _ = conditional
+def test_bad_blends_are_one_line_errors_that_change_nothing(conditional_export, tmp_path):
+    model_dir, _ = conditional_export
     unconditional = tmp_path / "plain"
     assert run_train("--model=gan", "--dataset=ring", f"--model_dir={unconditional}", *TINY)[0] == 0
     out = f"--output={tmp_path / 'b.npz'}"

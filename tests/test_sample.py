@@ -9,17 +9,7 @@ import tensorflow as tf
 
 from conftest import run_tool
 from test_train import TINY, run_train, snapshot
-from trainers import export, sample
-
-
-@pytest.fixture(scope="module")
-def conditional_run(tmp_path_factory):
-    """A tiny conditional DCGAN on shapes, trained and exported."""
-    root = tmp_path_factory.mktemp("conditional")
-    model_dir, export_dir = root / "run", root / "export"
-    assert run_train("--model=dcgan", "--dataset=shapes", "--conditional", f"--model_dir={model_dir}", *TINY)[0] == 0
-    assert run_tool(export.main, f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--max_samples=8")[0] == 0
-    return model_dir, export_dir
+from trainers import sample
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +25,8 @@ def sample_command(*argv):
     return out
 
 
-def test_npz_from_model_dir_and_export_are_the_same_and_repeatable(conditional_run, tmp_path):
-    model_dir, export_dir = conditional_run
+def test_npz_from_model_dir_and_export_are_the_same_and_repeatable(conditional_export, tmp_path):
+    model_dir, export_dir = conditional_export
     common = ["--num_samples=20", "--seed=3", "--chunk_size=8"]
     out = sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / 'a.npz'}", *common)
     assert "wrote 20 samples (circle: 5, square: 5, triangle: 5, cross: 5)" in out
@@ -61,8 +51,8 @@ def test_chunks_are_independent_and_the_last_one_is_short(vector_run, tmp_path):
     assert not np.allclose(x[:4], x[4:8])
 
 
-def test_png_folder_has_a_subfolder_per_class(conditional_run, tmp_path):
-    model_dir, _ = conditional_run
+def test_png_folder_has_a_subfolder_per_class(conditional_export, tmp_path):
+    model_dir, _ = conditional_export
     sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / 'pngs'}", "--num_samples=9",
                    "--classes=square,3")
     assert sorted(os.listdir(tmp_path / "pngs")) == ["circle", "cross", "square", "triangle"]
@@ -72,8 +62,8 @@ def test_png_folder_has_a_subfolder_per_class(conditional_run, tmp_path):
     assert image.shape == (28, 28, 1)
 
 
-def test_tfrecord_examples_parse_back(conditional_run, tmp_path):
-    model_dir, _ = conditional_run
+def test_tfrecord_examples_parse_back(conditional_export, tmp_path):
+    model_dir, _ = conditional_export
     path = tmp_path / "s.tfrecord"
     sample_command(f"--model_dir={model_dir}", f"--output={path}", "--num_samples=6", "--seed=1")
     features = {"x": tf.io.FixedLenFeature([], tf.string), "y": tf.io.FixedLenFeature([], tf.int64)}
@@ -101,8 +91,8 @@ def test_class_labels_follow_the_requested_balance():
     assert not np.array_equal(real, np.sort(real))
 
 
-def test_real_class_balance_reads_the_training_split(conditional_run, tmp_path):
-    model_dir, _ = conditional_run
+def test_real_class_balance_reads_the_training_split(conditional_export, tmp_path):
+    model_dir, _ = conditional_export
     out = sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / 'r.npz'}", "--num_samples=400",
                          "--class_balance=real")
     frequencies = sample.training_frequencies(sample.ModelSource(str(model_dir), True).record, 4)
@@ -129,8 +119,8 @@ def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(vector_run, 
     assert os.listdir(tmp_path) == ["s.npz"] and path.read_bytes() == b"old"
 
 
-def test_bad_sampling_requests_are_one_line_errors_that_change_nothing(conditional_run, vector_run, tmp_path):
-    model_dir, export_dir = conditional_run
+def test_bad_sampling_requests_are_one_line_errors_that_change_nothing(conditional_export, vector_run, tmp_path):
+    model_dir, export_dir = conditional_export
     existing = tmp_path / "existing.npz"
     existing.write_bytes(b"keep")
     read_only = tmp_path / "read_only"

@@ -852,8 +852,6 @@ def write_json(report: dict, path: str) -> None:
 
 def check_arguments(argv) -> list[str]:
     """The workload names; UsageError for a stray argument, an unknown workload or an unwritable output."""
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
     names = [name.strip() for name in BENCH_WORKLOADS.value if name.strip()]
     if not names:
         raise UsageError(f"--bench_workloads names no workload; accepted: {', '.join(WORKLOADS)}")

@@ -63,11 +63,8 @@ def matched_labels(real: tf.data.Dataset, source, seed: int) -> tf.data.Dataset:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
     cli.require(F.DATASET, F.OUTPUT, F.NUM_EXAMPLES)
-    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
-        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to draw from")
+    sample.check_source_flags("draw from")
     ratio, num, path = F.RATIO.value, F.NUM_EXAMPLES.value, F.OUTPUT.value
     if not 0.0 <= ratio <= 1.0:
         raise UsageError(f"--ratio={ratio} must lie in [0, 1] (the share of synthetic data)")
@@ -77,8 +74,7 @@ def main(argv):
         raise UsageError(f"--output={path} must be an .npz file")
     sample.check_output(path, F.OVERWRITE.value)
     real, real_spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
-    source = sample.ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else sample.ExportSource(
-        F.EXPORT_DIR.value)
+    source = sample.open_source()
     if tuple(real_spec.shape) != tuple(source.spec.shape):
         raise UsageError(f"--dataset={F.DATASET.value} holds examples of shape {real_spec.shape}, "
                          f"the model makes {source.spec.shape}; use the data it was trained on, or --image_size")

@@ -87,6 +87,8 @@ def guarded(main):
             logging.set_verbosity(logging.ERROR)
             python_logging.getLogger("tensorflow").setLevel(python_logging.ERROR)
         try:
+            if len(argv) > 1:
+                raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
             return main(argv)
         except UserError as error:
             if VERBOSE.value:

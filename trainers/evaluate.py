@@ -46,7 +46,8 @@ import tensorflow as tf  # noqa: E402
 from datasets import embedded, sources  # noqa: E402
 from datasets.sources import DataSpec  # noqa: E402
 from trainers import measures, metrics, pictures  # noqa: E402
-from trainers.sample import ExportSource, ModelSource, chunk_seed, class_labels  # noqa: E402
+from trainers import sample  # noqa: E402
+from trainers.sample import chunk_seed, class_labels  # noqa: E402
 from zoo.registry import DataError, UsageError  # noqa: E402
 
 REPORT_FOLDER = "evaluation"
@@ -323,13 +324,9 @@ def class_names(spec: DataSpec) -> list[str]:
 
 # -- pictures -----------------------------------------------------------------------------------
 
-def to_pixels(images, spec) -> np.ndarray:
-    return np.clip(np.rint(flat(images, spec) * 255), 0, 255).astype(np.uint8).reshape(-1, *spec.shape)
-
-
 def plot_samples(synthetic, reference, spec):
     if spec.is_image:
-        return ("grid", to_pixels(np.concatenate([synthetic[:32], reference[:32]]), spec), 8)
+        return ("grid", pictures.to_uint8(np.concatenate([synthetic[:32], reference[:32]]), spec.value_range), 8)
     figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
     if spec.shape == (2,):
         axes.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.3, label="real (held out)")
@@ -347,7 +344,7 @@ def plot_samples(synthetic, reference, spec):
 
 def plot_pairs(top, bottom, spec):
     """Two rows: `top` over `bottom`, column by column."""
-    return ("grid", to_pixels(np.concatenate([top, bottom]), spec), len(top))
+    return ("grid", pictures.to_uint8(np.concatenate([top, bottom]), spec.value_range), len(top))
 
 
 def plot_class_histograms(classes, spec):
@@ -488,14 +485,11 @@ def log_scalars(report: dict, report_dir: str, step: int) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
-    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
-        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to evaluate")
+    sample.check_source_flags("evaluate")
     num = F.NUM_SAMPLES.value or 5000
     if num < 10:
         raise UsageError(f"--num_samples={num} is too few to measure; give at least 10")
-    source = ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else ExportSource(F.EXPORT_DIR.value)
+    source = sample.open_source()
     report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, REPORT_FOLDER)
     cli.check_writable_dir(report_dir, "--report_dir")
     inception = inception_network(F.INCEPTION_WEIGHTS.value, source.spec) if F.INCEPTION_WEIGHTS.value else None

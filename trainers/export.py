@@ -45,7 +45,6 @@ def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> 
     """Writes the next version of `trained` under `export_dir`; returns its path."""
     model, scale = trained.model, trained.scale
     archive = keras.export.ExportArchive()
-    model.built = True  # its networks are built in the constructor
     archive.track(model)
     signatures = model.serving_signatures(scale, max_samples)
     for name, (function, specs) in signatures.items():
@@ -131,8 +130,6 @@ def read_export(path: str) -> tuple[str, dict]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
     cli.require(F.MODEL_DIR, F.EXPORT_DIR)
     export_dir = F.EXPORT_DIR.value
     cli.check_writable_dir(export_dir, "--export_dir")

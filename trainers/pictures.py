@@ -84,7 +84,7 @@ def for_data(spec, decode, real: np.ndarray | None = None):
     def picture(samples: np.ndarray, path: str, columns: int | None = None) -> None:
         data = np.asarray(decode(samples))
         if spec.is_image:
-            images = np.clip(np.round(_to_255(data, spec.value_range)), 0, 255).astype(np.uint8)
+            images = to_uint8(data, spec.value_range)
             save_image_grid(images, path, columns)
         elif spec.shape == (2,):
             save_scatter(data, path, real, title=spec.name)
@@ -94,6 +94,7 @@ def for_data(spec, decode, real: np.ndarray | None = None):
     return picture
 
 
-def _to_255(images: np.ndarray, value_range) -> np.ndarray:
+def to_uint8(images: np.ndarray, value_range) -> np.ndarray:
+    """Images in `value_range` as uint8 pixels 0..255, rounded and clipped."""
     low, high = value_range
-    return (images - low) * (255.0 / (high - low))
+    return np.clip(np.rint((np.asarray(images, np.float32) - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)

@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from datasets import sources  # noqa: E402
 from datasets.sources import DataSpec  # noqa: E402
-from trainers import export, restore  # noqa: E402
+from trainers import export, pictures, restore  # noqa: E402
 from zoo.registry import DataError, UsageError  # noqa: E402
 
 FORMATS = ("npz", "png", "tfrecord")
@@ -132,6 +132,19 @@ def batched(function, data, size: int = 512) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate(column) for column in zip(*parts))
 
 
+def check_source_flags(purpose: str) -> None:
+    """UsageError unless exactly one of --model_dir and --export_dir is given."""
+    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
+        raise UsageError(f"give one of --model_dir (a trained run) or --export_dir (an export) to {purpose}")
+
+
+def open_source():
+    """The source the flags name: a model directory's latest checkpoint or an export."""
+    if F.MODEL_DIR.value:
+        return ModelSource(F.MODEL_DIR.value, F.USE_EMA.value)
+    return ExportSource(F.EXPORT_DIR.value)
+
+
 def spec_from_json(fields: dict) -> DataSpec:
     fields = dict(fields)
     for key, value in fields.items():
@@ -192,13 +205,8 @@ def parse_classes(values, spec: DataSpec) -> list[int]:
 def to_storage(samples: np.ndarray, spec: DataSpec) -> np.ndarray:
     """uint8 for images in 0..255, float32 otherwise."""
     if spec.value_range is not None and tuple(spec.value_range) == (0.0, 255.0):
-        return np.clip(np.rint(samples), 0, 255).astype(np.uint8)
+        return pictures.to_uint8(samples, (0.0, 255.0))
     return samples.astype(np.float32)
-
-
-def to_pixels(samples: np.ndarray, spec: DataSpec) -> np.ndarray:
-    low, high = spec.value_range
-    return np.clip(np.rint((samples - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
 
 
 class NpzWriter:
@@ -255,7 +263,7 @@ class PngWriter:
                 os.makedirs(folder, exist_ok=True)
 
     def write(self, samples, labels, start):
-        for offset, pixels in enumerate(to_pixels(samples, self.spec)):
+        for offset, pixels in enumerate(pictures.to_uint8(samples, self.spec.value_range)):
             folder = self.path if self.folders is None else self.folders[labels[offset]]
             encoded = tf.io.encode_png(pixels).numpy()
             with open(os.path.join(folder, f"{start + offset:0{self.digits}d}.png"), "wb") as file:
@@ -274,7 +282,7 @@ class TFRecordWriter:
         self.writer = tf.io.TFRecordWriter(path)
 
     def write(self, samples, labels, start):
-        images = to_pixels(samples, self.spec) if self.spec.is_image else None
+        images = pictures.to_uint8(samples, self.spec.value_range) if self.spec.is_image else None
         for offset, sample in enumerate(samples):
             if images is not None:
                 x = tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(images[offset]).numpy()]))
@@ -380,11 +388,8 @@ def write_samples(source, path: str, form: str, num: int, seed: int, chunk_size:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
     cli.require(F.NUM_SAMPLES, F.OUTPUT)
-    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
-        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to sample from")
+    check_source_flags("sample from")
     num, seed, path = F.NUM_SAMPLES.value, F.SEED.value, F.OUTPUT.value
     if num <= 0:
         raise UsageError(f"--num_samples={num} must be at least 1")
@@ -392,7 +397,7 @@ def main(argv):
         raise UsageError(f"--seed={seed} must be a non-negative integer")
     form = output_format(path, F.FORMAT.value)
     check_output(path, F.OVERWRITE.value)
-    source = ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else ExportSource(F.EXPORT_DIR.value)
+    source = open_source()
     if form == "png" and not source.spec.is_image:
         raise UsageError(f"--format=png needs image data; this model makes vectors of shape {source.spec.shape}; "
                          "use npz or tfrecord")

@@ -27,8 +27,6 @@ HELDOUT_FILE = "heldout.json"
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)

@@ -93,11 +93,8 @@ def plot_scatter(real, source, spec, path, ratio, seed):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
     cli.require(F.DATASET)
-    if bool(F.MODEL_DIR.value) == bool(F.EXPORT_DIR.value):
-        raise UsageError("give one of --model_dir (a trained run) or --export_dir (an export) to draw from")
+    sample.check_source_flags("draw from")
     try:
         ratios = [float(value) for value in F.RATIOS.value]
     except ValueError:
@@ -110,8 +107,7 @@ def main(argv):
         raise UsageError(f"--dataset={F.DATASET.value} has no labels; the utility curve trains a classifier")
     if "test" not in spec.splits:
         raise UsageError(f"--dataset={F.DATASET.value} has no test split to measure accuracy on")
-    source = sample.ModelSource(F.MODEL_DIR.value, F.USE_EMA.value) if F.MODEL_DIR.value else sample.ExportSource(
-        F.EXPORT_DIR.value)
+    source = sample.open_source()
     if not source.conditional:
         raise UsageError("the utility curve needs a conditional model: its samples must carry labels")
     if tuple(spec.shape) != tuple(source.spec.shape):

@@ -62,6 +62,8 @@ class GenerativeModel(keras.Model):
                 f"conditional generation needs labelled data with at least 2 classes, not num_classes={num_classes}"
             )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Every model builds its networks in its constructor; it is never built by a first call.
+        self.built = True
 
     @classmethod
     def check_data(cls, shape: tuple[int, ...], num_classes: int) -> None:
@@ -150,6 +152,10 @@ class GenerativeModel(keras.Model):
         """Inputs of the `serving_default` signature that make up the latents (labels aside)."""
         return [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")]
 
+    def label_specs(self) -> list[tf.TensorSpec]:
+        """The `labels` input of signatures that condition on classes; none when unconditional."""
+        return [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+
     def assemble_latents(self, z):
         """The generator's latents from the inputs named by `latent_specs`."""
         return z
@@ -174,7 +180,6 @@ class GenerativeModel(keras.Model):
         InvalidArgument instead of exhausting the server.
         """
         latent_specs = self.latent_specs()
-        label_specs = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
 
         def serving_default(*inputs):
             latents = self.assemble_latents(*inputs[: len(latent_specs)])
@@ -191,7 +196,7 @@ class GenerativeModel(keras.Model):
             return outputs
 
         signatures = {
-            "serving_default": (serving_default, latent_specs + label_specs),
+            "serving_default": (serving_default, latent_specs + self.label_specs()),
             "sample": (sample, [COUNT_SPEC, SEED_SPEC]),
         }
         if self.conditional:

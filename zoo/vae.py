@@ -189,7 +189,7 @@ class VAE(GenerativeModel):
         `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional."""
         signatures = super().serving_signatures(scale, max_samples)
         data_spec = tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")
-        label_specs = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+        label_specs = self.label_specs()
 
         def labels_of(inputs):
             return self.served_labels(inputs[0]) if self.conditional else None
