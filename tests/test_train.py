@@ -199,3 +199,11 @@ def test_training_compiled_with_xla(tmp_path):
     code, out, err = run_train("--model=dcgan", "--dataset=shapes", "--jit_compile", f"--model_dir={tmp_path}", *TINY)
     assert code == 0, err
     assert "step 2/2" in out
+
+
+def test_every_command_refuses_a_stray_argument():
+    from trainers import benchmark, blend, evaluate, export, sample, utility
+
+    for main in (train.main, export.main, sample.main, evaluate.main, blend.main, utility.main, benchmark.main):
+        code, _, err = run_tool(main, "stray")
+        assert code == 2 and err.strip() == "error: unexpected argument 'stray'; flags look like --name=value", main
