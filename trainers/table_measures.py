@@ -57,6 +57,14 @@ NUMERIC_KINDS = ("continuous", "integer")
 CATEGORICAL_KINDS = ("categorical", "boolean")
 # Bins of a numeric column paired with a categorical one (SDMetrics uses the same count).
 QUANTILE_BINS = 10
+# Gradient steps of each TSTR/TRTR classifier: enough for a small MLP on a few features, and
+# independent of the table's size, so a 600-row and a 20,000-row table both train in seconds.
+CLASSIFIER_STEPS = 600
+CLASSIFIER_BATCH = 128
+# Synthetic and holdout rows whose nearest training record is searched (a seeded subsample of
+# larger sets): the distances to every training row are computed, so the cost is this times the
+# training rows.
+DCR_MAX_QUERIES = 5000
 
 Table = dict  # column name -> 1-D numpy array
 
@@ -315,8 +323,9 @@ def _num_rows(table: Table) -> int:
 
 
 def _fit_and_score(features: np.ndarray, labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray,
-                   num_classes: int, epochs: int, seed: int) -> float:
-    """Accuracy on the test rows of `trainers.metrics.train_classifier` fitted on (features, labels)."""
+                   num_classes: int, steps: int, seed: int) -> float:
+    """Accuracy on the test rows of `trainers.metrics.train_classifier` fitted on (features, labels)
+    for about `steps` gradient steps (whole epochs of `CLASSIFIER_BATCH` rows)."""
     import tensorflow as tf  # imported here: the other measures need no TensorFlow
 
     from datasets.sources import DataSpec
@@ -326,16 +335,17 @@ def _fit_and_score(features: np.ndarray, labels: np.ndarray, test_features: np.n
     spec = DataSpec(name="table", shape=(width,), value_range=None, loc=(0.0,) * width, scale=(1.0,) * width,
                     num_classes=num_classes, num_examples=len(features))
     dataset = tf.data.Dataset.from_tensor_slices({"x": features.astype(np.float32), "y": labels.astype(np.int64)})
-    model = metrics.train_classifier(dataset, spec, epochs=epochs, seed=seed)
+    epochs = max(1, math.ceil(steps / math.ceil(len(features) / CLASSIFIER_BATCH)))
+    model = metrics.train_classifier(dataset, spec, epochs=epochs, batch_size=CLASSIFIER_BATCH, seed=seed)
     return float(np.mean(metrics.predict_classes(model, test_features) == test_labels))
 
 
 def train_synthetic_test_real(real_train: Table, real_test: Table, synthetic: Table, kinds: dict[str, str],
-                              label: str, epochs: int = 20, seed: int = 0) -> dict:
+                              label: str, steps: int = CLASSIFIER_STEPS, seed: int = 0) -> dict:
     """TSTR and TRTR accuracy for predicting the `label` column from the others.
 
-    Both classifiers (`trainers.metrics.train_classifier`, a small MLP, `epochs` epochs, seeded)
-    train on ``n = min(len(real_train), len(synthetic))`` rows drawn without replacement with
+    Both classifiers (`trainers.metrics.train_classifier`, a small MLP, about `steps` steps,
+    seeded) train on ``n = min(len(real_train), len(synthetic))`` rows drawn without replacement with
     `seed`, and are scored on every row of `real_test`. Features are encoded by a
     `FeatureEncoder` fitted on `real_train` (standardised numbers, one-hot categories, unseen
     categories all zeros). Classes are the label values of `real_train`; synthetic rows with
@@ -369,9 +379,9 @@ def train_synthetic_test_real(real_train: Table, real_test: Table, synthetic: Ta
     encoder = FeatureEncoder(real_train, features)
     test_features, test_labels = encoder.encode(real_test), class_index(real_test)
     tstr = _fit_and_score(encoder.encode(_rows(synthetic, synthetic_rows)), synthetic_labels[synthetic_rows],
-                          test_features, test_labels, len(classes), epochs, seed)
+                          test_features, test_labels, len(classes), steps, seed)
     trtr = _fit_and_score(encoder.encode(_rows(real_train, real_rows)), class_index(real_train)[real_rows],
-                          test_features, test_labels, len(classes), epochs, seed)
+                          test_features, test_labels, len(classes), steps, seed)
     majority = np.bincount(class_index(real_train), minlength=len(classes)).argmax()
     return {
         "tstr_accuracy": tstr,
@@ -387,25 +397,41 @@ def train_synthetic_test_real(real_train: Table, real_test: Table, synthetic: Ta
 # --- Privacy: distance to closest record --------------------------------------------------------
 
 
+def copies_of(rows: np.ndarray, references: np.ndarray) -> int:
+    """How many of `rows` equal some row of `references` in every feature (byte for byte)."""
+    # Adding 0.0 turns -0.0 into 0.0, so equal numbers also have equal bytes.
+    known = {row.tobytes() for row in np.ascontiguousarray(references + 0.0)}
+    return int(sum(row.tobytes() in known for row in np.ascontiguousarray(rows + 0.0)))
+
+
 def table_distance_to_closest_record(real_train: Table, real_holdout: Table, synthetic: Table,
-                                     kinds: dict[str, str], closest: int = 8) -> dict:
+                                     kinds: dict[str, str], closest: int = 8,
+                                     max_queries: int = DCR_MAX_QUERIES, seed: int = 0) -> dict:
     """`trainers.measures.distance_to_closest_record` on encoded rows, plus exact copies.
 
     Rows are encoded by a `FeatureEncoder` fitted on `real_train` with numeric columns divided
     by their real range and one-hot blocks scaled by 1/sqrt(2), so a different category and a
-    full-range numeric difference each add 1 to the squared distance. ``exact_copies`` counts
-    synthetic rows at distance 0 from some training row (equal in every column);
-    ``holdout_exact_copies`` counts the same for holdout rows, the level that duplicates in the
-    real data alone produce.
+    full-range numeric difference each add 1 to the squared distance. The distances are taken
+    for at most `max_queries` synthetic and holdout rows each (drawn with `seed`; the counts are
+    ``synthetic_rows_measured`` and ``holdout_rows_measured``) against every training row, and
+    ``closest_pairs`` index those measured synthetic rows. ``exact_copies`` counts, over every
+    synthetic row, those equal to some training row in every column; ``holdout_exact_copies``
+    counts the same for holdout rows, the level that duplicates in the real data alone produce.
     """
     encoder = FeatureEncoder(real_train, kinds, numeric="range", one_hot_scale=1.0 / math.sqrt(2.0))
-    train, holdout = encoder.encode(real_train), encoder.encode(real_holdout)
-    result = measures.distance_to_closest_record(encoder.encode(synthetic), train, holdout, closest=closest)
-    synthetic_distances = result.pop("synthetic_distances")
-    result["exact_copies"] = int(np.count_nonzero(synthetic_distances == 0))
-    holdout_distances, _ = measures.nearest_neighbours(holdout, train, 1)
-    result["holdout_exact_copies"] = int(np.count_nonzero(holdout_distances[:, 0] == 0))
-    result["synthetic_rows"] = int(len(synthetic_distances))
+    train, holdout, generated = encoder.encode(real_train), encoder.encode(real_holdout), encoder.encode(synthetic)
+    generator = np.random.default_rng(seed)
+
+    def subsample(rows: np.ndarray) -> np.ndarray:
+        return rows if len(rows) <= max_queries else rows[np.sort(generator.choice(len(rows), max_queries, False))]
+
+    measured_synthetic, measured_holdout = subsample(generated), subsample(holdout)
+    result = measures.distance_to_closest_record(measured_synthetic, train, measured_holdout, closest=closest)
+    result.pop("synthetic_distances")
+    result["exact_copies"] = copies_of(generated, train)
+    result["holdout_exact_copies"] = copies_of(holdout, train)
+    result["synthetic_rows_measured"] = int(len(measured_synthetic))
+    result["holdout_rows_measured"] = int(len(measured_holdout))
     return result
 
 
@@ -481,8 +507,28 @@ def save_association_matrices(real_matrix: list[list[float]], synthetic_matrix: 
 # --- Everything at once -------------------------------------------------------------------------
 
 
+def check_tables(tables: dict[str, Table], kinds: dict[str, str]) -> None:
+    """Raises ValueError, naming the table and column, unless every table holds every column of
+    `kinds` as a 1-D array of one length with at least one row, and every kind is known."""
+    known = NUMERIC_KINDS + CATEGORICAL_KINDS
+    for name, kind in kinds.items():
+        if kind not in known:
+            raise ValueError(f"column {name!r} has kind {kind!r}; kinds are {', '.join(known)}")
+    for table_name, table in tables.items():
+        missing = [name for name in kinds if name not in table]
+        if missing:
+            raise ValueError(f"the {table_name} table lacks column(s) {', '.join(missing)}")
+        lengths = {name: np.shape(table[name]) for name in kinds}
+        shapes = set(lengths.values())
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+            raise ValueError(f"the {table_name} table's columns are not 1-D of one length: {lengths}")
+        if next(iter(shapes))[0] == 0:
+            raise ValueError(f"the {table_name} table has no rows")
+
+
 def table_report(real_train: Table, real_test: Table, synthetic: Table, kinds: dict[str, str],
-                 label: str | None = None, out_dir: str | None = None, epochs: int = 20, seed: int = 0) -> dict:
+                 label: str | None = None, out_dir: str | None = None, steps: int = CLASSIFIER_STEPS,
+                 seed: int = 0) -> dict:
     """Every measure of `synthetic` against the real table, and its pictures.
 
     Column shapes and pair trends compare `synthetic` with `real_train` (what the model learnt
@@ -491,6 +537,7 @@ def table_report(real_train: Table, real_test: Table, synthetic: Table, kinds: d
     With `out_dir`, writes ``column_histograms.png`` and ``association_matrices.png`` there and
     lists their paths under ``"pictures"``. The result is JSON-serialisable.
     """
+    check_tables({"real training": real_train, "real test": real_test, "synthetic": synthetic}, kinds)
     names = list(kinds)
     edges = real_edges(real_train, kinds)
     report = {
@@ -508,7 +555,7 @@ def table_report(real_train: Table, real_test: Table, synthetic: Table, kinds: d
     report["quality_score"] = (report["column_shapes"]["score"] + report["pair_trends"]["score"]) / 2.0
     if label is not None:
         report["utility"] = {"label": label, **train_synthetic_test_real(
-            real_train, real_test, synthetic, kinds, label, epochs=epochs, seed=seed)}
+            real_train, real_test, synthetic, kinds, label, steps=steps, seed=seed)}
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         histograms = os.path.join(out_dir, "column_histograms.png")
