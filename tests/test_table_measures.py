@@ -101,11 +101,13 @@ def test_contingency_similarity_by_hand():
 def test_constant_columns_give_zero_associations_not_nan(real):
     table = dict(real, flat=np.full(600, 3.0), same=np.array(["k"] * 600))
     kinds = dict(KINDS, flat="continuous", same="categorical")
-    matrix = np.array(table_measures.association_matrix(table, kinds, table_measures.real_edges(table, kinds)))
-    assert np.all(np.isfinite(matrix))
-    assert np.allclose(matrix[-2:, :-2], 0.0) and np.allclose(np.diag(matrix), 1.0)
     trends = table_measures.pair_trends(table, table, kinds)
     assert trends["score"] == pytest.approx(1.0)
+    matrices = table_measures.association_matrices(trends, list(kinds))
+    for side in ("real", "synthetic"):
+        matrix = np.array(matrices[side])
+        assert np.all(np.isfinite(matrix)) and np.array_equal(matrix, matrix.T)
+        assert np.allclose(matrix[-2:, :-2], 0.0) and np.allclose(np.diag(matrix), 1.0)
 
 
 def test_identical_tables_score_one(real):
@@ -183,6 +185,9 @@ def test_table_report_is_json_and_writes_pictures(real, tmp_path):
     json.dumps(report)
     assert report["column_shapes"]["score"] > 0.85 and report["pair_trends"]["score"] > 0.85
     assert report["association"]["columns"] == list(KINDS)
+    income, basket = list(KINDS).index("income"), list(KINDS).index("basket")
+    pair = next(pair for pair in report["pair_trends"]["pairs"] if pair["columns"] == ["income", "basket"])
+    assert report["association"]["synthetic"][basket][income] == pair["synthetic"] > 0.7
     for path in report["pictures"].values():
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,9 @@ Pair trends (one score per pair of columns, the "Column Pair Trends" property)
   (SDMetrics' ContingencySimilarity);
 - a numeric and a categorical column: the numeric column is cut into `QUANTILE_BINS` bins at
   the quantiles of its real values (synthetic values use the same edges; values beyond them
-  fall in the outer bins), then ContingencySimilarity. SDMetrics bins the same way.
+  fall in the outer bins), then ContingencySimilarity. SDMetrics cuts the real range into 10
+  equal-width bins instead; quantile bins spread a skewed column (a basket value, an income)
+  over all its bins rather than crowding most rows into the first one or two.
 
 Association matrices (what the pair trends compare, drawn side by side): Pearson r between
 numeric columns, bias-corrected Cramér's V (Bergsma 2013, "A bias-correction for Cramér's V and
@@ -213,23 +215,6 @@ def association(first: np.ndarray, second: np.ndarray, first_kind: str, second_k
     return cramers_v(contingency_table(first_binned, second_binned, first_vocabulary, second_vocabulary))
 
 
-def association_matrix(table: Table, kinds: dict[str, str], edges: dict[str, np.ndarray]) -> list[list[float]]:
-    """The symmetric matrix of `association` between every pair of columns, 1 on the diagonal.
-
-    `edges` holds the quantile edges of each numeric column (from the real table, so that the
-    real and synthetic matrices bin alike).
-    """
-    names = list(kinds)
-    binned = _binned_columns(table, kinds, edges)
-    matrix = np.eye(len(names))
-    for i, first in enumerate(names):
-        for j in range(i + 1, len(names)):
-            second = names[j]
-            matrix[i, j] = matrix[j, i] = association(table[first], table[second], kinds[first], kinds[second],
-                                                      binned[first], binned[second])
-    return [[float(value) for value in row] for row in matrix]
-
-
 def real_edges(real: Table, kinds: dict[str, str]) -> dict[str, np.ndarray]:
     """Quantile bin edges of every numeric column of the real table."""
     return {name: quantile_edges(real[name]) for name, kind in kinds.items() if is_numeric(kind)}
@@ -263,6 +248,22 @@ def pair_trends(real: Table, synthetic: Table, kinds: dict[str, str]) -> dict:
                           "real": real_value, "synthetic": synthetic_value})
     score = float(np.mean([pair["score"] for pair in pairs])) if pairs else 1.0
     return {"score": score, "pairs": pairs}
+
+
+def association_matrices(trends: dict, names: list[str]) -> dict:
+    """The real and synthetic association matrices from the pairs of `pair_trends`.
+
+    Returns ``{"columns": names, "real": matrix, "synthetic": matrix}``, each matrix a symmetric
+    nested list with 1 on the diagonal and the pair's association (Pearson r or Cramér's V) off it.
+    """
+    position = {name: index for index, name in enumerate(names)}
+    matrices = {"real": np.eye(len(names)), "synthetic": np.eye(len(names))}
+    for pair in trends["pairs"]:
+        i, j = (position[name] for name in pair["columns"])
+        for side, matrix in matrices.items():
+            matrix[i, j] = matrix[j, i] = pair[side]
+    return {"columns": list(names), **{side: [[float(value) for value in row] for row in matrix]
+                                        for side, matrix in matrices.items()}}
 
 
 # --- Encodings for the classifier and for distances ---------------------------------------------
@@ -467,8 +468,10 @@ def save_column_histograms(real: Table, synthetic: Table, kinds: dict[str, str],
             positions = np.arange(len(shown))
             ax.bar(positions - 0.2, real_shares[shown], width=0.4, color="tab:blue", label="real")
             ax.bar(positions + 0.2, synthetic_shares[shown], width=0.4, color="tab:orange", label="synthetic")
-            ax.set_xticks(positions, vocabulary[shown], rotation=45 if len(shown) > 3 else 0, ha="right"
-                          if len(shown) > 3 else "center", fontsize=7)
+            labels = [label if len(label) <= 12 else label[:11] + "…" for label in vocabulary[shown]]
+            crowded = len(shown) > 3
+            ax.set_xticks(positions, labels, rotation=45 if crowded else 0, ha="right" if crowded else "center",
+                          fontsize=7)
         ax.set_title(f"{name} ({kinds[name]})", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
     axes.flat[0].legend(fontsize=7)
@@ -539,17 +542,13 @@ def table_report(real_train: Table, real_test: Table, synthetic: Table, kinds: d
     """
     check_tables({"real training": real_train, "real test": real_test, "synthetic": synthetic}, kinds)
     names = list(kinds)
-    edges = real_edges(real_train, kinds)
+    trends = pair_trends(real_train, synthetic, kinds)
     report = {
         "rows": {"real_train": _num_rows(real_train), "real_test": _num_rows(real_test),
                  "synthetic": _num_rows(synthetic)},
         "column_shapes": column_shapes(real_train, synthetic, kinds),
-        "pair_trends": pair_trends(real_train, synthetic, kinds),
-        "association": {
-            "columns": names,
-            "real": association_matrix(real_train, kinds, edges),
-            "synthetic": association_matrix(synthetic, kinds, edges),
-        },
+        "pair_trends": trends,
+        "association": association_matrices(trends, names),
         "distance_to_closest_record": table_distance_to_closest_record(real_train, real_test, synthetic, kinds),
     }
     report["quality_score"] = (report["column_shapes"]["score"] + report["pair_trends"]["score"]) / 2.0
