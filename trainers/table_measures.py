@@ -468,7 +468,8 @@ def save_column_histograms(real: Table, synthetic: Table, kinds: dict[str, str],
             positions = np.arange(len(shown))
             ax.bar(positions - 0.2, real_shares[shown], width=0.4, color="tab:blue", label="real")
             ax.bar(positions + 0.2, synthetic_shares[shown], width=0.4, color="tab:orange", label="synthetic")
-            labels = [label if len(label) <= 12 else label[:11] + "…" for label in vocabulary[shown]]
+            # Keep both ends of a long name: names often differ only in a prefix or a suffix.
+            labels = [label if len(label) <= 12 else label[:5] + "…" + label[-6:] for label in vocabulary[shown]]
             crowded = len(shown) > 3
             ax.set_xticks(positions, labels, rotation=45 if crowded else 0, ha="right" if crowded else "center",
                           fontsize=7)
@@ -488,7 +489,7 @@ def save_association_matrices(real_matrix: list[list[float]], synthetic_matrix: 
     labelled with the column names and each cell's value."""
     count = len(names)
     size = max(4.0, 0.6 * count + 2.0)
-    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1.0, size), dpi=100)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size), dpi=100, layout="constrained")
     image = None
     for ax, matrix, caption in ((axes[0], real_matrix, "real"), (axes[1], synthetic_matrix, "synthetic")):
         values = np.asarray(matrix, dtype=np.float64)
