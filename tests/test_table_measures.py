@@ -93,9 +93,14 @@ def test_cramers_v_of_hand_made_tables():
 def test_contingency_similarity_by_hand():
     # Real pairs (a,x),(a,x),(b,y),(b,y): 1/2 each; synthetic (a,x),(a,y),(b,y),(b,y): 1/4, 1/4, 1/2.
     # TVD = (1/4 + 1/4 + 0) / 2 = 1/4.
-    score = table_measures.contingency_similarity(np.array(list("aabb")), np.array(list("xxyy")),
-                                                  np.array(list("aabb")), np.array(list("xyyy")))
-    assert score == pytest.approx(0.75)
+    real_table = table_measures.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 2, 2)
+    synthetic_table = table_measures.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2, 2)
+    assert real_table.tolist() == [[2, 0], [0, 2]] and synthetic_table.tolist() == [[1, 1], [0, 2]]
+    assert table_measures.contingency_similarity(real_table, synthetic_table) == pytest.approx(0.75)
+    # Categories of one side only: real all "a", synthetic all "c" -> disjoint tables, score 0.
+    real_codes, synthetic_codes, size = table_measures.category_codes(np.array(["a"] * 3), np.array(["c"] * 2),
+                                                                      "categorical")
+    assert size == 2 and real_codes.tolist() == [0, 0, 0] and synthetic_codes.tolist() == [1, 1]
 
 
 def test_constant_columns_give_zero_associations_not_nan(real):
@@ -209,6 +214,6 @@ def test_quantile_edges_merge_ties():
     values = np.repeat([1.0, 2.0, 3.0], [50, 30, 20])
     edges = table_measures.quantile_edges(values)
     assert len(edges) < 9 and np.all(np.diff(edges) > 0)
-    bins = table_measures.as_categories(values, "integer", edges)
+    bins = table_measures.bin_codes(values, edges)
     assert [len(set(bins[values == value])) for value in (1.0, 2.0, 3.0)] == [1, 1, 1]
     assert len(set(bins)) == 3

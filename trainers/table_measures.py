@@ -147,33 +147,37 @@ def quantile_edges(real: np.ndarray, bins: int = QUANTILE_BINS) -> np.ndarray:
     return np.unique(quantiles)
 
 
-def as_categories(values: np.ndarray, kind: str, edges: np.ndarray | None) -> np.ndarray:
-    """A column as category labels: categories as strings, a numeric column as its bin number."""
+def bin_codes(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The bin of each value between the sorted inner `edges`: 0 below the first, len(edges) from the last."""
+    return np.searchsorted(edges, np.asarray(values, dtype=np.float64), side="right")
+
+
+def category_codes(real: np.ndarray, synthetic: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both sides of a column as integer codes over one vocabulary: ``(real, synthetic, size)``.
+
+    A categorical column is coded over the categories of either side; a numeric one by its
+    `quantile_edges` bin, the edges taken from the real values only.
+    """
     if is_numeric(kind):
-        return np.searchsorted(edges, np.asarray(values, dtype=np.float64), side="right").astype(str)
-    return _categories(values)
+        edges = quantile_edges(real)
+        return bin_codes(real, edges), bin_codes(synthetic, edges), len(edges) + 1
+    real_values, synthetic_values = _categories(real), _categories(synthetic)
+    vocabulary = np.union1d(real_values, synthetic_values)
+    return np.searchsorted(vocabulary, real_values), np.searchsorted(vocabulary, synthetic_values), len(vocabulary)
 
 
-def contingency_table(first: np.ndarray, second: np.ndarray, first_vocabulary: np.ndarray,
-                      second_vocabulary: np.ndarray) -> np.ndarray:
-    """Counts of each (first, second) category pair, shape ``(len(first_vocabulary), len(second_vocabulary))``."""
-    rows = np.searchsorted(first_vocabulary, first)
-    columns = np.searchsorted(second_vocabulary, second)
-    size = len(first_vocabulary) * len(second_vocabulary)
-    counts = np.bincount(rows * len(second_vocabulary) + columns, minlength=size)
-    return counts.reshape(len(first_vocabulary), len(second_vocabulary)).astype(np.float64)
+def contingency_table(first: np.ndarray, second: np.ndarray, first_size: int, second_size: int) -> np.ndarray:
+    """Counts of each (first, second) pair of integer codes, shape ``(first_size, second_size)``."""
+    counts = np.bincount(first * second_size + second, minlength=first_size * second_size)
+    return counts.reshape(first_size, second_size).astype(np.float64)
 
 
-def contingency_similarity(real_first: np.ndarray, real_second: np.ndarray, synthetic_first: np.ndarray,
-                           synthetic_second: np.ndarray) -> float:
-    """``1 - 1/2 sum |P_real(a, b) - P_synthetic(a, b)|`` over the normalised contingency tables."""
-    first_vocabulary = np.union1d(real_first, synthetic_first)
-    second_vocabulary = np.union1d(real_second, synthetic_second)
-    real_table = contingency_table(real_first, real_second, first_vocabulary, second_vocabulary)
-    synthetic_table = contingency_table(synthetic_first, synthetic_second, first_vocabulary, second_vocabulary)
-    real_table /= real_table.sum()
-    synthetic_table /= synthetic_table.sum()
-    return float(1.0 - 0.5 * np.abs(real_table - synthetic_table).sum())
+def contingency_similarity(real_table: np.ndarray, synthetic_table: np.ndarray) -> float:
+    """``1 - 1/2 sum |P_real(a, b) - P_synthetic(a, b)|`` for two contingency tables of counts
+    over the same categories (each normalised to sum to 1)."""
+    real_shares = np.asarray(real_table, dtype=np.float64) / np.sum(real_table)
+    synthetic_shares = np.asarray(synthetic_table, dtype=np.float64) / np.sum(synthetic_table)
+    return float(1.0 - 0.5 * np.abs(real_shares - synthetic_shares).sum())
 
 
 def cramers_v(table: np.ndarray) -> float:
@@ -202,48 +206,29 @@ def cramers_v(table: np.ndarray) -> float:
     return float(min(1.0, math.sqrt(phi2_corrected / denominator)))
 
 
-def _binned_columns(table: Table, kinds: dict[str, str], edges: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {name: as_categories(table[name], kinds[name], edges.get(name)) for name in kinds}
-
-
-def association(first: np.ndarray, second: np.ndarray, first_kind: str, second_kind: str,
-                first_binned: np.ndarray, second_binned: np.ndarray) -> float:
-    """Pearson r of two numeric columns, else bias-corrected Cramér's V of their (binned) categories."""
-    if is_numeric(first_kind) and is_numeric(second_kind):
-        return pearson(first, second)
-    first_vocabulary, second_vocabulary = np.unique(first_binned), np.unique(second_binned)
-    return cramers_v(contingency_table(first_binned, second_binned, first_vocabulary, second_vocabulary))
-
-
-def real_edges(real: Table, kinds: dict[str, str]) -> dict[str, np.ndarray]:
-    """Quantile bin edges of every numeric column of the real table."""
-    return {name: quantile_edges(real[name]) for name, kind in kinds.items() if is_numeric(kind)}
-
-
 def pair_trends(real: Table, synthetic: Table, kinds: dict[str, str]) -> dict:
     """``{"score": mean over pairs, "pairs": [{"columns", "metric", "score", "real", "synthetic"}]}``.
 
     ``real`` and ``synthetic`` of a pair are its Pearson r for numeric pairs and its Cramér's V
     otherwise; the score compares correlations for numeric pairs and contingency tables otherwise.
+    Each column is coded once (`category_codes`), so a pair costs one `np.bincount`.
     """
     names = list(kinds)
-    edges = real_edges(real, kinds)
-    real_binned = _binned_columns(real, kinds, edges)
-    synthetic_binned = _binned_columns(synthetic, kinds, edges)
+    codes = {name: category_codes(real[name], synthetic[name], kinds[name]) for name in names}
     pairs = []
     for i, first in enumerate(names):
         for second in names[i + 1:]:
-            both_numeric = is_numeric(kinds[first]) and is_numeric(kinds[second])
-            real_value, synthetic_value = (
-                association(table[first], table[second], kinds[first], kinds[second], binned[first], binned[second])
-                for table, binned in ((real, real_binned), (synthetic, synthetic_binned))
-            )
-            if both_numeric:
+            if is_numeric(kinds[first]) and is_numeric(kinds[second]):
+                real_value = pearson(real[first], real[second])
+                synthetic_value = pearson(synthetic[first], synthetic[second])
                 metric, score = "CorrelationSimilarity", 1.0 - abs(real_value - synthetic_value) / 2.0
             else:
-                metric = "ContingencySimilarity"
-                score = contingency_similarity(real_binned[first], real_binned[second],
-                                               synthetic_binned[first], synthetic_binned[second])
+                (real_first, synthetic_first, first_size), (real_second, synthetic_second, second_size) = (
+                    codes[first], codes[second])
+                real_table = contingency_table(real_first, real_second, first_size, second_size)
+                synthetic_table = contingency_table(synthetic_first, synthetic_second, first_size, second_size)
+                real_value, synthetic_value = cramers_v(real_table), cramers_v(synthetic_table)
+                metric, score = "ContingencySimilarity", contingency_similarity(real_table, synthetic_table)
             pairs.append({"columns": [first, second], "metric": metric, "score": float(score),
                           "real": real_value, "synthetic": synthetic_value})
     score = float(np.mean([pair["score"] for pair in pairs])) if pairs else 1.0
