@@ -57,7 +57,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except flags.Error as error:
-        fail(str(error).splitlines()[0], 2)
+        # absl prefixes some messages (a flagfile that cannot be opened) with its own "ERROR::".
+        fail(str(error).splitlines()[0].removeprefix("ERROR:: "), 2)
 
 
 def require(*holders) -> None:
