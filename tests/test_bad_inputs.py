@@ -33,7 +33,8 @@ BAD_INPUTS = [
     # -- train: flags, data files -------------------------------------------------------------
     ("train", [*TRAIN, "--batch_size=1.5"], 2, ["--batch_size=1.5", "int"]),
     ("train", [*TRAIN, "--ema_decay=1.5"], 2, ["--ema_decay=1.5", "0.99999"]),
-    ("train", [*TRAIN, "--image_size=0"], 2, ["--image_size=0", "positive integer"]),
+    ("train", [*TRAIN, "--image_size=0"], 2, ["--image_size=0", "range [1, 512]"]),
+    ("train", [*TRAIN, "--image_size=100000"], 2, ["--image_size=100000", "512"]),
     ("train", [*TRAIN, "--model=gann"], 2, ["--model=gann", "dcgan"]),
     ("train", ["--dataset=npz:{files}/truncated.npz", *TRAIN[2:], "--model=gan"], 1,
      ["truncated.npz", "cannot be read as a NumPy .npz"]),
@@ -90,6 +91,7 @@ BAD_INPUTS = [
     # -- evaluate ------------------------------------------------------------------------------
     ("evaluate", ["--model_dir={model}", "--num_samples=3"], 2, ["--num_samples=3", "at least 10"]),
     ("evaluate", ["--model_dir={model}", "--real_examples=5"], 2, ["--real_examples=5", ">= 10"]),
+    ("evaluate", ["--model_dir={model}", "--seed=-1"], 2, ["--seed=-1", "non-negative integer"]),
     ("evaluate", ["--export_dir=/no/such/export"], 2, ["/no/such/export", "does not exist"]),
     ("evaluate", ["--export_dir={files}/fake_export"], 2, ["fake_export", "not an export of this tool"]),
     ("evaluate", ["--model_dir={model}", "--report_dir={files}/text.npz"], 2, ["text.npz", "is a file"]),
@@ -191,6 +193,20 @@ def test_bad_input_is_one_line_naming_the_value_and_loses_nothing(places, tmp_pa
 def test_the_table_covers_every_command():
     assert len(BAD_INPUTS) >= 30
     assert {tool for tool, *_ in BAD_INPUTS} == set(TOOLS)
+
+
+def test_running_out_of_memory_is_one_line_and_verbose_shows_the_traceback():
+    def main(argv):
+        raise MemoryError("Unable to allocate 182. TiB for an array with shape (20000, 100000, 100000)")
+
+    code, _, err = run_tool(main)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "error: out of memory (Unable to allocate 182. TiB for an array with shape (20000, 100000, 100000)); "
+        "use less data, a smaller --image_size or --batch_size"
+    ]
+    with pytest.raises(MemoryError):
+        run_tool(main, "--verbose")
 
 
 def run_process(tool, *argv):

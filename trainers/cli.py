@@ -97,6 +97,11 @@ def guarded(main):
             fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except MemoryError as error:
+            if VERBOSE.value:
+                raise
+            fail(f"out of memory ({str(error).splitlines()[0] if str(error) else 'MemoryError'}); "
+                 "use less data, a smaller --image_size or --batch_size", 1)
 
     return wrapped
 

@@ -489,6 +489,8 @@ def main(argv):
     num = F.NUM_SAMPLES.value or 5000
     if num < 10:
         raise UsageError(f"--num_samples={num} is too few to measure; give at least 10")
+    if F.SEED.value < 0:
+        raise UsageError(f"--seed={F.SEED.value} must be a non-negative integer")
     source = sample.open_source()
     report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, REPORT_FOLDER)
     cli.check_writable_dir(report_dir, "--report_dir")
