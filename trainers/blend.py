@@ -43,7 +43,8 @@ def blended_dataset(real: tf.data.Dataset, real_spec, source, method: str, ratio
     real = real.shuffle(min(real_spec.num_examples or 10000, 10000), seed=seed).repeat()
     if method == "mix":
         if "y" in keys and not source.conditional:
-            raise UsageError("mixing labelled real data needs a conditional model, whose samples have labels")
+            raise UsageError(f"mixing labelled real data needs a conditional model, whose samples have labels; "
+                             f"{source.where} holds one trained without --conditional")
         return blend.mix({"real": real, "synthetic": synthetic}, {"real": 1.0 - ratio, "synthetic": ratio}, seed=seed)
     if source.conditional and "y" in keys:
         synthetic = matched_labels(real, source, seed)

@@ -57,7 +57,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except flags.Error as error:
-        fail(str(error).splitlines()[0], 2)
+        # absl prefixes some messages (a flagfile that cannot be opened) with its own "ERROR::".
+        fail(str(error).splitlines()[0].removeprefix("ERROR:: "), 2)
 
 
 def require(*holders) -> None:
@@ -96,6 +97,11 @@ def guarded(main):
             fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except MemoryError as error:
+            if VERBOSE.value:
+                raise
+            fail(f"out of memory ({str(error).splitlines()[0] if str(error) else 'MemoryError'}); "
+                 "use less data, a smaller --image_size or --batch_size", 1)
 
     return wrapped
 

@@ -489,9 +489,12 @@ def main(argv):
     num = F.NUM_SAMPLES.value or 5000
     if num < 10:
         raise UsageError(f"--num_samples={num} is too few to measure; give at least 10")
+    if F.SEED.value < 0:
+        raise UsageError(f"--seed={F.SEED.value} must be a non-negative integer")
     source = sample.open_source()
     report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, REPORT_FOLDER)
     cli.check_writable_dir(report_dir, "--report_dir")
+    cli.check_writable_dir(F.CACHE_DIR.value, "--cache_dir")
     inception = inception_network(F.INCEPTION_WEIGHTS.value, source.spec) if F.INCEPTION_WEIGHTS.value else None
     try:
         report = evaluate(source, source.spec, num, F.SEED.value, F.CACHE_DIR.value, report_dir,

@@ -115,8 +115,10 @@ def write_serving_config(export_dir: str, name: str, base_path: str) -> str:
 def read_export(path: str) -> tuple[str, dict]:
     """The version directory an export path names (the latest one under a base directory) and
     its metadata; UsageError when it is not an export of this tool."""
-    if not os.path.isdir(path):
+    if not os.path.exists(path):
         raise UsageError(f"--export_dir={path} does not exist")
+    if not os.path.isdir(path):
+        raise UsageError(f"--export_dir={path} is a file; give the export folder (numbered versions inside)")
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         found = versions(path)
         if not found:

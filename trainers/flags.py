@@ -28,7 +28,8 @@ AUGMENT = flags.DEFINE_string(
     "contrast:0.2,brightness:0.2 (names: flip, vflip, rotate, zoom, translate, contrast, brightness).",
 )
 IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", None, "Resize images to this side length (needed for images of mixed sizes).", lower_bound=1
+    "image_size", None, "Resize images to this side length (needed for images of mixed sizes); at most 512, "
+    "as the whole dataset is held resized in memory.", lower_bound=1, upper_bound=512,
 )
 MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Directory for checkpoints, TensorBoard events, pictures and config.json; "

@@ -48,6 +48,7 @@ class ModelSource:
 
     def __init__(self, model_dir: str, use_average: bool):
         self.model_dir = model_dir
+        self.where = f"--model_dir={model_dir}"  # for messages
         self.trained = restore.load(model_dir, use_average=use_average)
         self.record = {**self.trained.record, "step": self.trained.step}
         self.spec = self.trained.spec
@@ -88,11 +89,16 @@ class ExportSource:
 
     def __init__(self, export_dir: str):
         path, metadata = export.read_export(export_dir)
+        self.where = f"--export_dir={export_dir}"  # for messages
         self.record = metadata
         self.spec = spec_from_json(metadata["data_spec"])
         self.conditional = bool(metadata["config"].get("conditional"))
         self.max_samples = int(metadata["max_samples"])
-        self.loaded = tf.saved_model.load(path)  # the signatures need it alive
+        try:
+            self.loaded = tf.saved_model.load(path)  # the signatures need it alive
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            raise DataError(f"--export_dir={export_dir}: version {path} cannot be loaded as a SavedModel "
+                            f"({type(error).__name__}: {str(error).splitlines()[0]}); export it again") from None
         self.signatures = self.loaded.signatures
 
     def draw(self, count: int, seed: int, labels=None) -> np.ndarray:
@@ -319,14 +325,33 @@ def output_format(path: str, given: str | None) -> str:
     raise UsageError(f"cannot tell the format of --output={path}; use a .npz or .tfrecord file, a folder, or --format")
 
 
-def check_output(path: str, overwrite: bool) -> None:
+def check_output(path: str, overwrite: bool, folder: bool = False) -> None:
+    """UsageError unless `path` can take the output: a file, or with `folder` a folder of PNGs.
+
+    `--overwrite` replaces only an output of the same kind, never a folder that holds anything
+    but PNG samples (a mistyped `--output=runs` must not delete the runs)."""
     if os.path.exists(path) and not overwrite:
         raise UsageError(f"--output={path} exists; pass --overwrite to replace it")
+    if os.path.exists(path):
+        check_replaceable(path, folder)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise UsageError(f"--output={path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"--output={path} is not writable ({parent} does not allow writing)")
+
+
+def check_replaceable(path: str, folder: bool) -> None:
+    """UsageError unless `path` is an output of the kind about to replace it."""
+    if os.path.isdir(path) != folder:
+        kind, wanted = ("a folder", "a file") if os.path.isdir(path) else ("a file", "a folder of PNGs")
+        raise UsageError(f"--output={path} is {kind}; --overwrite replaces only {wanted}, the kind written now")
+    if folder:
+        for parent, _, names in os.walk(path):
+            other = [name for name in names if not name.lower().endswith(".png")]
+            if other:
+                raise UsageError(f"--output={path} holds files other than PNG samples "
+                                 f"({os.path.join(parent, other[0])}); --overwrite replaces only a folder of samples")
 
 
 def replace(partial: str, path: str) -> None:
@@ -396,7 +421,7 @@ def main(argv):
     if seed < 0:
         raise UsageError(f"--seed={seed} must be a non-negative integer")
     form = output_format(path, F.FORMAT.value)
-    check_output(path, F.OVERWRITE.value)
+    check_output(path, F.OVERWRITE.value, folder=form == "png")
     source = open_source()
     if form == "png" and not source.spec.is_image:
         raise UsageError(f"--format=png needs image data; this model makes vectors of shape {source.spec.shape}; "
@@ -409,7 +434,8 @@ def main(argv):
             F.CLASS_BALANCE.value == "real") else None
         labels = class_labels(num, source.spec.num_classes, classes, F.CLASS_BALANCE.value, frequencies, seed)
     elif F.CLASSES.value:
-        raise UsageError("--classes needs a conditional model; this one was trained without --conditional")
+        raise UsageError(f"--classes={','.join(F.CLASSES.value)} needs a conditional model; "
+                         f"{source.where} holds one trained without --conditional")
     write_samples(source, path, form, num, seed, chunk_size, labels)
     counts = "" if labels is None else " (" + ", ".join(
         f"{(source.spec.class_names or range(source.spec.num_classes))[c]}: {n}"

@@ -31,6 +31,7 @@ def main(argv):
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
     model_class.check_data(spec.shape, spec.num_classes)
+    check_eval_split(spec)
     augmentation = None
     if F.AUGMENT.value:
         augmentation = augment.augmenter(F.AUGMENT.value, spec.shape, spec.value_range or (0.0, 1.0), F.SEED.value)
@@ -86,10 +87,19 @@ def main(argv):
     evaluate_heldout(trainer, spec, scale)
 
 
+def check_eval_split(spec) -> None:
+    """UsageError for an `--eval_split` given by the user that the dataset does not have (the
+    default, `test`, is skipped quietly where there is none)."""
+    split = F.EVAL_SPLIT.value
+    if F.EVAL_SPLIT.present and split.partition("[")[0] not in spec.splits:
+        accepted = ", ".join(spec.splits) or "none: the dataset is one split"
+        raise UsageError(f"--eval_split={split}: dataset {F.DATASET.value!r} has no such split; accepted: {accepted}")
+
+
 def evaluate_heldout(trainer, spec, scale) -> None:
     """Writes the model's held-out metrics on `--eval_split` to heldout.json, when both exist."""
     split = F.EVAL_SPLIT.value
-    if split not in spec.splits or split == F.SPLIT.value:
+    if split.partition("[")[0] not in spec.splits or split == F.SPLIT.value:
         return
     heldout, heldout_spec = sources.load(F.DATASET.value, split, F.IMAGE_SIZE.value)
     batch_size = F.BATCH_SIZE.value

@@ -109,7 +109,8 @@ def main(argv):
         raise UsageError(f"--dataset={F.DATASET.value} has no test split to measure accuracy on")
     source = sample.open_source()
     if not source.conditional:
-        raise UsageError("the utility curve needs a conditional model: its samples must carry labels")
+        raise UsageError(f"the utility curve needs a conditional model, whose samples carry labels; "
+                         f"{source.where} holds one trained without --conditional")
     if tuple(spec.shape) != tuple(source.spec.shape):
         raise UsageError(f"--dataset={F.DATASET.value} holds examples of shape {spec.shape}, "
                          f"the model makes {source.spec.shape}")
