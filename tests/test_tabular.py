@@ -128,7 +128,8 @@ BAD = [
      "label column 'a' is continuous; a label must be"),
     ("all_constant", "a,b\n1,x\n1,x\n", {}, DataError, "every column is constant"),
     ("non_utf8", b"a,b\n1,caf\xe9\n", {}, DataError, "line 2 is not UTF-8"),
-    ("boolean_stray", "a,b\n1,yes\n2,maybe\n", {"columns": {"b": "boolean"}}, DataError, "'maybe', which is not a boolean"),
+    ("boolean_stray", "a,b\n1,yes\n2,maybe\n", {"columns": {"b": "boolean"}}, DataError,
+     "'maybe', which is not a boolean"),
 ]
 
 
