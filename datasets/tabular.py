@@ -200,13 +200,16 @@ def resolve(path: str, header: list[str], rows: list[list[str]], options: Option
         raise UsageError(f"--missing={missing}; accepted: {', '.join(MISSING_POLICIES)}")
     kinds = {}
     for index, name in enumerate(header):
+        if overrides.get(name) == "ignore":
+            kinds[name] = "ignore"
+            continue
         present = [row[index] for row in rows if not is_missing(row[index])]
         if not present:
             raise DataError(f"{path}: column {name!r} has no values (every cell is missing); "
                             "remove it or mark it \"ignore\" in --schema")
         kinds[name] = overrides.get(name) or infer_kind(present)
     if label is not None:
-        if kinds[label] not in ("categorical", "boolean", "integer"):
+        if kinds[label] == "ignore" or kinds[label] not in ("categorical", "boolean", "integer"):
             raise UsageError(f"label column {label!r} is {kinds[label]}; a label must be categorical, boolean "
                              f"or integer with at most {MAX_LABEL_CLASSES} values")
     return kinds, label, missing
