@@ -146,6 +146,23 @@ def test_bad_tables_fail_with_one_line_naming_the_problem(tmp_path, name, conten
     assert "\n" not in str(raised.value)
 
 
+def test_a_schema_can_ignore_a_column_even_an_empty_one(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["id", "note", "x"], [["1", "", "0.5"], ["2", "", "1.5"], ["3", "", "2.5"]])
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"columns": {"id": "ignore", "note": "ignore"}}))
+    _, spec = sources.load(f"csv:{path}", table=tabular.Options(schema=str(schema)))
+    assert spec.table["order"] == ["x"] and spec.shape == (1,)
+
+
+def test_a_run_on_a_changed_table_is_not_continued(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["a", "b"], [[str(i), "xy"[i % 2]] for i in range(40)])
+    common = ["--model=gan", f"--dataset=csv:{path}", f"--model_dir={tmp_path / 'run'}", *TINY]
+    assert run_train(*common)[0] == 0
+    write_csv(path, ["a", "b"], [[str(i * 2), "xy"[i % 2]] for i in range(40)])
+    code, _, err = run_train(*common[:-len(TINY)], *TINY[1:], "--train_steps=4")
+    assert code == 2 and "the table's columns, kinds or values" in err
+
+
 def test_missing_file_and_bad_flags_exit_2_with_one_line(tmp_path):
     code, _, err = run_train("--model=gan", f"--dataset=csv:{tmp_path / 'none.csv'}", f"--model_dir={tmp_path / 'r'}")
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1

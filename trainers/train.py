@@ -138,6 +138,10 @@ def check_same_run(model_dir: str, record: dict) -> None:
         for key, value in record["config"].items()
         if saved.get("config", {}).get(key) != value
     ]
+    saved_table = saved.get("data_spec", {}).get("table")
+    if saved_table != json.loads(json.dumps(record["data_spec"].get("table"))):
+        differences.append("the table's columns, kinds or values (another file, --schema, --label_column or "
+                           "--missing)")
     if differences:
         raise UsageError(
             f"--model_dir={model_dir} holds a run with other settings ({'; '.join(differences)}); "
