@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from conftest import run_tool
 from datasets import embedded, sources, tabular
+from test_export import run_in_session
 from test_train import TINY, run_train
 from trainers import blend, export, sample
 from zoo.registry import DataError, UsageError
@@ -217,6 +218,13 @@ def test_export_signatures_return_decoded_columns(table_run):
     expected = tabular.decode(outputs["samples"].numpy(), metadata["data_spec"]["table"])
     np.testing.assert_array_equal(outputs["age"].numpy(), expected["age"])
     np.testing.assert_array_equal(outputs["channel"].numpy().astype(str), expected["channel"])
+    served = run_in_session(path, {"sample_labels": {"labels": np.array([1, 0, 1], np.int32),
+                                                     "seed": np.int64(2)}})["sample_labels"]
+    assert served["churned"].astype(str).tolist() == ["true", "false", "true"]
+    assert served["age"].dtype == np.int64 and served["income"].dtype == np.float32
+    decoded = tabular.decode(served["samples"], metadata["data_spec"]["table"])
+    np.testing.assert_array_equal(served["segment"].astype(str), decoded["segment"])
+    np.testing.assert_array_equal(served["visits"], decoded["visits"])
     source = sample.ExportSource(str(table_run / "export"))
     assert source.spec.table_blocks == tabular.table_blocks(metadata["data_spec"]["table"])
 

@@ -351,7 +351,8 @@ def output_format(path: str, given: str | None, spec: DataSpec | None = None) ->
         return extension
     if extension == "" or path.endswith("/"):
         return "png"
-    raise UsageError(f"cannot tell the format of --output={path}; use a .npz, .tfrecord or .csv (tables) file, a folder, or --format")
+    raise UsageError(f"cannot tell the format of --output={path}; use a .npz, .tfrecord or .csv (tables) file, "
+                     "a folder, or --format")
 
 
 def check_table_format(form: str, spec: DataSpec) -> None:
