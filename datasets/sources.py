@@ -7,8 +7,10 @@ Source names:
 - `npz:<path>`: a NumPy `.npz` file with array `x` (images `N,H,W[,C]` or vectors `N,D`) and
   optional integer labels `y`;
 - `images:<dir>`: a folder of PNG/JPEG/BMP/GIF files; one subfolder per class gives labels;
-- an embedded dataset generated in-process, no download: `shapes`, `ring`, `grid`
-  (see `datasets.embedded`).
+- `csv:<path>`: a table with a header row (see `datasets.tabular`); `x` is each row's encoding,
+  `y` the label column's class index when there is one;
+- an embedded dataset generated in-process, no download: `shapes`, `ring`, `grid`, and the
+  table `purchases` (see `datasets.embedded`).
 
 Every dataset yields dicts `{"x": ..., "y": ...}` (`y` only when labelled; `shapes` also yields
 its true generative `factors`). Images keep their stored dtype (usually uint8); vectors are
@@ -25,7 +27,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from datasets import embedded
+from datasets import embedded, tabular
 from zoo.registry import DataError, Registry, UsageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -48,6 +50,8 @@ class DataSpec:
       factor_names: names of the true generative factors in `factors`, when the data has them.
       in_memory: whether the examples are already held in memory (no need to cache).
       splits: the splits the source offers (empty when a file or folder is one split).
+      table: for tables, the fitted schema and encoder (`datasets.tabular`, JSON form) that
+        decodes `x` back to columns; None otherwise.
     """
 
     name: str
@@ -61,10 +65,16 @@ class DataSpec:
     factor_names: tuple[str, ...] = ()
     in_memory: bool = True
     splits: tuple[str, ...] = ()
+    table: dict | None = None
 
     @property
     def is_image(self) -> bool:
         return len(self.shape) == 3
+
+    @property
+    def table_blocks(self) -> tuple[tuple[str, int], ...] | None:
+        """The encoded vector's blocks (`("softmax", k)` or `("normal", 1)`), None for non-tables."""
+        return None if self.table is None else tabular.table_blocks(self.table)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -80,8 +90,16 @@ def accepted_names() -> str:
     return f"{schemes}, or an embedded dataset: {', '.join(EMBEDDED.names())}"
 
 
-def load(name: str, split: str = "train", image_size: int | None = None):
-    """Returns `(dataset, spec)` for a source name; raises UsageError/DataError on bad input."""
+TABLES = ("csv", "purchases")
+
+
+def load(name: str, split: str = "train", image_size: int | None = None, table=None):
+    """Returns `(dataset, spec)` for a source name; raises UsageError/DataError on bad input.
+
+    `table` is for tables only: a `tabular.Options` (schema file, label column, missing policy)
+    to read and fit the table with, or a fitted encoder (a `DataSpec.table`) to encode it with,
+    as the model trained on it did.
+    """
     if image_size is not None and image_size <= 0:
         raise UsageError(f"--image_size={image_size} must be a positive number of pixels")
     scheme, sep, argument = name.partition(":")
@@ -90,9 +108,13 @@ def load(name: str, split: str = "train", image_size: int | None = None):
             raise UsageError(f"unknown dataset {name!r}; accepted: {accepted_names()}")
         if not argument:
             raise UsageError(f"dataset {name!r} names no {scheme} source after the colon")
+        if scheme in TABLES:
+            return SCHEMES.get(scheme)(argument, split, image_size, table)
         return SCHEMES.get(scheme)(argument, split, image_size)
     if name not in EMBEDDED:
         raise UsageError(f"unknown dataset {name!r}; accepted: {accepted_names()}")
+    if name in TABLES:
+        return EMBEDDED.get(name)(name, split, image_size, table)
     return EMBEDDED.get(name)(name, split, image_size)
 
 
@@ -434,3 +456,72 @@ def _toy(generate):
 
 EMBEDDED.add("ring", _toy(embedded.ring))
 EMBEDDED.add("grid", _toy(embedded.grid))
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def from_table(name: str, arrays: dict[str, np.ndarray], encoder: dict, splits: tuple[str, ...] = ()):
+    """Dataset and spec of an encoded table: `x` is already standardised (loc 0, scale 1)."""
+    width = arrays["x"].shape[1]
+    label = encoder["label"]
+    class_names = tuple(str(c) for c in (label.get("tokens") or label["classes"])) if label else ()
+    spec = DataSpec(
+        name=name,
+        shape=(width,),
+        value_range=None,
+        loc=(0.0,) * width,
+        scale=(1.0,) * width,
+        num_classes=len(class_names),
+        class_names=class_names,
+        num_examples=len(arrays["x"]),
+        in_memory=True,
+        splits=splits,
+        table=encoder,
+    )
+    return tf.data.Dataset.from_tensor_slices(arrays), spec
+
+
+def table_split(name: str, split: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A one-split table's rows for `--split`: every row, or a slice like train[:80%]."""
+    if "[" in split:
+        return split_examples(name, split, arrays)
+    return arrays
+
+
+@SCHEMES.register("csv")
+def load_csv(path: str, split: str, image_size: int | None, table=None):
+    """`csv:<path>`: a table with a header row; the file is one split, which `--split` may slice
+    (`train[:80%]`, `train[80%:]`); the encoder is fit on the whole file, so every slice of it
+    is encoded alike."""
+    name = f"csv:{path}"
+    arrays, encoder = tabular.load_csv(path, table)
+    return from_table(name, table_split(name, split, arrays), encoder)
+
+
+PURCHASES_SIZES = {"train": 20000, "test": 5000}
+
+
+@EMBEDDED.register("purchases")
+def load_purchases(name: str, split: str, image_size: int | None, table=None):
+    """`purchases`: customers and their purchases (a table; label `churned`, see `embedded.purchases`)."""
+    base = _check_split(name, split)
+    options = table or tabular.Options()
+    encoder = options if isinstance(options, dict) else None
+    if encoder is None:
+        if options.schema is not None or options.missing not in (None, "impute"):
+            raise UsageError(f"dataset {name!r} is embedded with a fixed schema; --schema and --missing "
+                             "apply to csv:<path> tables")
+        label = options.label if options.label is not None else "churned"
+        if label and label not in embedded.PURCHASE_COLUMNS:
+            raise UsageError(f"label column {label!r} is not a column of {name!r}; its columns: "
+                             f"{', '.join(embedded.PURCHASE_COLUMNS)}")
+        if label and embedded.PURCHASE_KINDS[label] == "continuous":
+            raise UsageError(f"label column {label!r} is continuous; a label must be categorical, boolean or integer")
+        _, encoder = tabular.table_from_columns(
+            name, embedded.purchases(PURCHASES_SIZES["train"], EMBEDDED_SEEDS["train"]),
+            embedded.PURCHASE_KINDS, label or None)
+    rows = embedded.purchases(PURCHASES_SIZES[base], EMBEDDED_SEEDS[base])
+    label = encoder["label"]["name"] if encoder["label"] else None
+    arrays, _ = tabular.table_from_columns(name, rows, embedded.PURCHASE_KINDS, label, encoder)
+    return from_table(name, split_examples(name, split, arrays), encoder, SPLITS)

@@ -77,7 +77,7 @@ BAD_INPUTS = [
      ["readme.txt", "replaces only a folder of samples"]),
     ("sample", [*SAMPLE[:1], "--output={out}/missing/s.npz", *SAMPLE[2:]], 2, ["missing", "does not exist"]),
     ("sample", [*SAMPLE[:1], "--output={out}/existing.npz", *SAMPLE[2:]], 2, ["existing.npz", "--overwrite"]),
-    ("sample", [*SAMPLE[:1], "--output={out}/s.csv", *SAMPLE[2:]], 2, ["s.csv", ".npz or .tfrecord"]),
+    ("sample", [*SAMPLE[:1], "--output={out}/s.csv", *SAMPLE[2:]], 2, ["s.csv", "npz, tfrecord or png"]),
     ("sample", [*SAMPLE, "--format=jpeg"], 2, ["--format=jpeg", "npz|png|tfrecord"]),
     ("sample", [*SAMPLE, "--class_balance=skewed"], 2, ["--class_balance=skewed", "uniform|real"]),
     ("sample", ["--model_dir={ring}", "--output={out}/pngs", "--num_samples=5"], 2, ["png", "(2,)", "npz"]),

@@ -12,6 +12,13 @@ The output is an npz with `x`, `y` (when the data is labelled) and `source`, the
 each example (`real`, `synthetic`, or `interpolated`); it trains a model with
 `--dataset=npz:blended.npz`. The realised share of each source is printed. Like `sample`, the
 file is written under a hidden `.partial` name and renamed when complete.
+
+For a model of a table (`--dataset=csv:real.csv` or `purchases`), the output is a `.csv` file:
+the decoded rows in the table's own columns (see `trainers.sample`) plus a last column `source`.
+The real table is read with the model's own encoder (its schema, categories and quantiles), so
+real rows come back as they were, continuous values to within the quantile interpolation
+(rounded to the column's decimals). Only `--method=mix` blends tables: interpolating one-hot
+categories would make rows that are no table's.
 """
 
 from __future__ import annotations
@@ -71,11 +78,16 @@ def main(argv):
         raise UsageError(f"--ratio={ratio} must lie in [0, 1] (the share of synthetic data)")
     if num <= 0:
         raise UsageError(f"--num_examples={num} must be at least 1")
-    if not path.endswith(".npz"):
-        raise UsageError(f"--output={path} must be an .npz file")
+    if not path.endswith((".npz", ".csv")):
+        raise UsageError(f"--output={path} must be an .npz file (or a .csv file for tables)")
     sample.check_output(path, F.OVERWRITE.value)
-    real, real_spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
     source = sample.open_source()
+    table = source.spec.table
+    if (table is not None) != path.endswith(".csv"):
+        raise UsageError(f"--output={path}: blends of tables are .csv files, blends of other data .npz files")
+    if table is not None and F.BLEND_METHOD.value != "mix":
+        raise UsageError(f"--method={F.BLEND_METHOD.value} does not apply to tables; accepted: mix")
+    real, real_spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=table)
     if tuple(real_spec.shape) != tuple(source.spec.shape):
         raise UsageError(f"--dataset={F.DATASET.value} holds examples of shape {real_spec.shape}, "
                          f"the model makes {source.spec.shape}; use the data it was trained on, or --image_size")
@@ -90,7 +102,10 @@ def write(batches: tf.data.Dataset, path: str, num: int, spec, labelled: bool) -
     """Streams `batches` into the npz at `path`; returns the count of each source."""
     partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial")
     sample.remove(partial)
-    writer = sample.NpzWriter(partial, num, spec, labelled)
+    if spec.table is not None:
+        writer = sample.CsvWriter(partial, num, spec, labelled, extra=("source",))
+    else:
+        writer = sample.NpzWriter(partial, num, spec, labelled)
     progress = sample.Progress(num)
     counts, done = {}, 0
     try:

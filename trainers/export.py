@@ -14,6 +14,11 @@ complete (it is written under a hidden name and renamed). The export directory r
 
 Samples come back as float32 in the data's own range (for images: the pixel range of the
 dataset, e.g. 0..255, shaped (H, W, C)); inputs that are data (`x`) are taken in that range too.
+For a model of a table, every signature that returns `samples` (the encoded rows) also returns
+one output per column, decoded (`datasets.tabular.decode_tensors`): float32 for continuous
+columns, int64 for integer ones, strings for categorical and boolean ones (the file's own
+names), `<column>_missing` (bool) for columns that had missing values, and the label column
+(from `labels`) for conditional models.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-
 
 import keras  # noqa: E402
 
+from datasets import tabular  # noqa: E402
 from trainers import restore  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402
 
@@ -47,6 +53,9 @@ def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> 
     archive = keras.export.ExportArchive()
     archive.track(model)
     signatures = model.serving_signatures(scale, max_samples)
+    if trained.spec.table is not None:
+        signatures = {name: (table_columns(function, trained.spec.table), specs)
+                      for name, (function, specs) in signatures.items()}
     for name, (function, specs) in signatures.items():
         archive.add_endpoint(name, function, input_signature=specs)
     version = (versions(export_dir) or [0])[-1] + 1
@@ -65,6 +74,25 @@ def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> 
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final
+
+
+def table_columns(function, encoder: dict):
+    """`function` with the table's decoded columns added beside its `samples` (and `labels`)."""
+
+    def with_columns(*inputs):
+        outputs = dict(function(*inputs))
+        if "samples" not in outputs:
+            return outputs
+        columns = tabular.decode_tensors(outputs["samples"], encoder)
+        if "labels" in outputs and encoder["label"] is not None:
+            columns[encoder["label"]["name"]] = tabular.label_tensors(outputs["labels"], encoder)
+        clashes = sorted(set(columns) & set(outputs))
+        if clashes:
+            raise UsageError(f"table column {clashes[0]!r} has the name of a signature output; "
+                             f"rename it in the CSV (reserved: {', '.join(sorted(outputs))})")
+        return {**outputs, **columns}
+
+    return with_columns
 
 
 def keras_generator(model, scale) -> keras.Model:
@@ -90,8 +118,16 @@ def metadata(trained: restore.TrainedModel, max_samples: int, signatures: dict) 
         "data_spec": trained.record["data_spec"],
         "max_samples": max_samples,
         "samples": {"dtype": "float32", "shape": list(spec.shape), "range": spec.value_range},
+        "columns": None if spec.table is None else table_column_types(spec.table),
         "signatures": {name: [tensor.name for tensor in specs] for name, (_, specs) in signatures.items()},
     }
+
+
+def table_column_types(encoder: dict) -> dict:
+    """Column name -> the dtype of its decoded output."""
+    types = {"continuous": "float32", "integer": "int64", "categorical": "string", "boolean": "string"}
+    specs = tabular.column_specs(encoder)
+    return {name: types[specs[name]["kind"]] for name in encoder["order"] if name in specs}
 
 
 def write_serving_config(export_dir: str, name: str, base_path: str) -> str:

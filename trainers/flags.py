@@ -15,7 +15,23 @@ from zoo import MODELS, losses, networks, vae
 MODEL = flags.DEFINE_enum("model", None, MODELS.names(), "Model to train.")
 DATASET = flags.DEFINE_string(
     "dataset", None,
-    "Data source: tfds:<name>, npz:<path>, images:<dir>, or an embedded dataset (shapes, ring, grid).",
+    "Data source: tfds:<name>, npz:<path>, images:<dir>, csv:<path>, or an embedded dataset "
+    "(shapes, ring, grid, purchases).",
+)
+SCHEMA = flags.DEFINE_string(
+    "schema", None,
+    'Tables: JSON file overriding inferred column kinds, e.g. {"columns": {"zip": "categorical"}, "label": "churn"} '
+    "(kinds: continuous, integer, categorical, boolean, ignore).",
+)
+LABEL_COLUMN = flags.DEFINE_string(
+    "label_column", None,
+    "Tables: the label column conditional models generate for (categorical, boolean or integer with few values); "
+    "purchases: churned by default, '' for none.",
+)
+MISSING = flags.DEFINE_enum(
+    "missing", None, ["impute", "drop"],
+    "Tables: missing cells are imputed (median / most frequent, plus a missing-indicator column; the default) "
+    "or their rows dropped.",
 )
 SPLIT = flags.DEFINE_string("split", "train", "Split of the dataset to train on.")
 EVAL_SPLIT = flags.DEFINE_string(
@@ -75,9 +91,9 @@ USE_EMA = flags.DEFINE_bool(
     "use_ema", True, "Use the moving-average generator weights when the run kept them."
 )
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Number of samples to write.")
-OUTPUT = flags.DEFINE_string("output", None, "File (npz, tfrecord) or folder (png) to write the samples to.")
-FORMAT = flags.DEFINE_enum("format", None, ["npz", "png", "tfrecord"],
-                           "Output format (default: from the --output extension; png for a folder).")
+OUTPUT = flags.DEFINE_string("output", None, "File (npz, tfrecord, csv) or folder (png) to write the samples to.")
+FORMAT = flags.DEFINE_enum("format", None, ["npz", "png", "tfrecord", "csv"],
+                           "Output format (default: from the --output extension; png for a folder; csv for tables).")
 CHUNK_SIZE = flags.DEFINE_integer("chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
 CLASS_BALANCE = flags.DEFINE_enum(
     "class_balance", "uniform", ["uniform", "real"],
@@ -147,6 +163,13 @@ flags.DEFINE_float("categorical_weight", None, "Weight of InfoGAN's categorical 
 flags.DEFINE_float("continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0)
 
 FLAGS = flags.FLAGS
+
+
+def table_options():
+    """The table flags as `datasets.tabular.Options` (ignored by sources that are not tables)."""
+    from datasets import tabular
+
+    return tabular.Options(schema=SCHEMA.value, label=LABEL_COLUMN.value, missing=MISSING.value)
 
 
 def model_arguments(model_class) -> dict:

@@ -11,6 +11,13 @@ Formats:
 - `png` (images): a folder of PNG files, with a subfolder per class for conditional models.
 - `tfrecord`: `tf.train.Example`s with `x` (PNG bytes for images, a float list for vectors) and,
   for conditional models, `y` (int64).
+- `csv` (tables, and only format for them): the decoded table with a header row, the original
+  columns in their order, integers as integers, continuous values with the decimals the real
+  column showed, categories and booleans by their own names, cells decoded as missing left
+  empty; conditional models' label column is put back in its place from the labels drawn.
+  Unconditional models do not generate a label column (train with `--label_column=''` to
+  model it as an ordinary column). npz and tfrecord are refused for tables: they would hold
+  the encoding, not the table.
 
 Samples are generated and written a chunk at a time, so memory does not grow with
 `--num_samples`; the same `--seed` writes the same samples (from a model directory and from
@@ -21,6 +28,7 @@ only replaced (with `--overwrite`) once the new one is whole.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -33,12 +41,12 @@ from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from datasets import sources  # noqa: E402
+from datasets import sources, tabular  # noqa: E402
 from datasets.sources import DataSpec  # noqa: E402
 from trainers import export, pictures, restore  # noqa: E402
 from zoo.registry import DataError, UsageError  # noqa: E402
 
-FORMATS = ("npz", "png", "tfrecord")
+FORMATS = ("npz", "png", "tfrecord", "csv")
 
 
 class ModelSource:
@@ -183,7 +191,8 @@ def class_labels(num: int, num_classes: int, classes: list[int], balance: str, f
 
 def training_frequencies(record: dict, num_classes: int) -> np.ndarray:
     """Share of each class in the split the model was trained on."""
-    dataset, _ = sources.load(record["dataset"], record.get("split") or "train", record.get("image_size"))
+    dataset, _ = sources.load(record["dataset"], record.get("split") or "train", record.get("image_size"),
+                              table=record["data_spec"].get("table"))
     counts = np.zeros(num_classes)
     for labels in dataset.map(lambda example: example["y"]).batch(4096).as_numpy_iterator():
         counts += np.bincount(labels.astype(np.int64), minlength=num_classes)[:num_classes]
@@ -305,7 +314,31 @@ class TFRecordWriter:
     discard = close
 
 
-WRITERS = {"npz": NpzWriter, "png": PngWriter, "tfrecord": TFRecordWriter}
+class CsvWriter:
+    """Decodes table encodings and writes them as CSV rows (see the module docstring)."""
+
+    def __init__(self, path: str, num: int, spec: DataSpec, conditional: bool, extra: tuple[str, ...] = ()):
+        self.encoder, self.conditional, self.extra = spec.table, conditional, extra
+        self.file = open(path, "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file)
+        self.header = None
+
+    def write(self, samples, labels, start, columns=None):
+        table = tabular.decode(samples, self.encoder, labels if self.conditional else None, with_missing=True)
+        header, rows = tabular.rows_of(table, self.encoder)
+        if self.header is None:
+            self.header = header
+            self.writer.writerow(header + list(self.extra))
+        extra = [np.asarray(columns[name]).astype(str) for name in self.extra]
+        self.writer.writerows(row + [values[index] for values in extra] for index, row in enumerate(rows))
+
+    def close(self):
+        self.file.close()
+
+    discard = close
+
+
+WRITERS = {"npz": NpzWriter, "png": PngWriter, "tfrecord": TFRecordWriter, "csv": CsvWriter}
 
 
 def safe_name(name: str) -> str:
@@ -314,15 +347,28 @@ def safe_name(name: str) -> str:
 
 # -- the command ------------------------------------------------------------------------------
 
-def output_format(path: str, given: str | None) -> str:
+def output_format(path: str, given: str | None, spec: DataSpec | None = None) -> str:
     if given:
         return given
     extension = os.path.splitext(path.rstrip("/"))[1].lstrip(".").lower()
-    if extension in ("npz", "tfrecord"):
+    if spec is not None and spec.table is not None:
+        return "csv" if extension in ("csv", "") else extension
+    if extension in ("npz", "tfrecord", "csv"):
         return extension
     if extension == "" or path.endswith("/"):
         return "png"
-    raise UsageError(f"cannot tell the format of --output={path}; use a .npz or .tfrecord file, a folder, or --format")
+    raise UsageError(f"cannot tell the format of --output={path}; use a .npz, .tfrecord or .csv (tables) file, "
+                     "a folder, or --format")
+
+
+def check_table_format(form: str, spec: DataSpec, path: str) -> None:
+    """UsageError when the format does not fit the data: csv is for tables, and tables are csv."""
+    if spec.table is not None and form != "csv":
+        raise UsageError(f"--output={path} as {form}: this model makes table rows; they are written as csv only "
+                         "(npz and tfrecord would hold the encoding, not the table)")
+    if spec.table is None and form == "csv":
+        raise UsageError(f"--output={path} as csv needs a model trained on a table; this one makes data of "
+                         f"shape {spec.shape}; use npz, tfrecord or png")
 
 
 def check_output(path: str, overwrite: bool, folder: bool = False) -> None:
@@ -420,9 +466,10 @@ def main(argv):
         raise UsageError(f"--num_samples={num} must be at least 1")
     if seed < 0:
         raise UsageError(f"--seed={seed} must be a non-negative integer")
-    form = output_format(path, F.FORMAT.value)
-    check_output(path, F.OVERWRITE.value, folder=form == "png")
     source = open_source()
+    form = output_format(path, F.FORMAT.value, source.spec)
+    check_table_format(form, source.spec, path)
+    check_output(path, F.OVERWRITE.value, folder=form == "png")
     if form == "png" and not source.spec.is_image:
         raise UsageError(f"--format=png needs image data; this model makes vectors of shape {source.spec.shape}; "
                          "use npz or tfrecord")

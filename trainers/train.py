@@ -29,7 +29,7 @@ HELDOUT_FILE = "heldout.json"
 def main(argv):
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
     model_class = zoo.get(F.MODEL.value)
-    dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
+    dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=F.table_options())
     model_class.check_data(spec.shape, spec.num_classes)
     check_eval_split(spec)
     augmentation = None
@@ -40,10 +40,13 @@ def main(argv):
     model_dir = F.MODEL_DIR.value
     cli.check_writable_dir(model_dir, "--model_dir")
 
+    table = {"table_blocks": spec.table_blocks} if (
+        spec.table is not None and "table_blocks" in model_class.arguments()) else {}
     model = model_class(
         data_shape=spec.shape,
         bounded=spec.value_range is not None,
         num_classes=spec.num_classes,
+        **table,
         **F.model_arguments(model_class),
     )
     record = {
@@ -101,7 +104,7 @@ def evaluate_heldout(trainer, spec, scale) -> None:
     split = F.EVAL_SPLIT.value
     if split.partition("[")[0] not in spec.splits or split == F.SPLIT.value:
         return
-    heldout, heldout_spec = sources.load(F.DATASET.value, split, F.IMAGE_SIZE.value)
+    heldout, heldout_spec = sources.load(F.DATASET.value, split, F.IMAGE_SIZE.value, table=spec.table)
     batch_size = F.BATCH_SIZE.value
     num_batches = max(1, (heldout_spec.num_examples or batch_size) // batch_size)
     metrics = trainer.evaluate(
@@ -145,6 +148,10 @@ def check_same_run(model_dir: str, record: dict) -> None:
         for key, value in record["config"].items()
         if saved.get("config", {}).get(key) != value
     ]
+    saved_table = saved.get("data_spec", {}).get("table")
+    if saved_table != json.loads(json.dumps(record["data_spec"].get("table"))):
+        differences.append("the table's columns, kinds or values (another file, --schema, --label_column or "
+                           "--missing)")
     if differences:
         raise UsageError(
             f"--model_dir={model_dir} holds a run with other settings ({'; '.join(differences)}); "

@@ -102,12 +102,13 @@ def main(argv):
     bad = [ratio for ratio in ratios if not 0.0 <= ratio < 1.0]
     if bad or not ratios:
         raise UsageError(f"--ratios: {bad[0] if bad else 'none given'}; give shares of synthetic data in [0, 1)")
-    real, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
+    source = sample.open_source()
+    table = source.spec.table  # a table is read with the encoder the model was trained with
+    real, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=table)
     if spec.num_classes < 2:
         raise UsageError(f"--dataset={F.DATASET.value} has no labels; the utility curve trains a classifier")
     if "test" not in spec.splits:
         raise UsageError(f"--dataset={F.DATASET.value} has no test split to measure accuracy on")
-    source = sample.open_source()
     if not source.conditional:
         raise UsageError(f"the utility curve needs a conditional model, whose samples carry labels; "
                          f"{source.where} holds one trained without --conditional")
@@ -116,7 +117,7 @@ def main(argv):
                          f"the model makes {source.spec.shape}")
     report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, "utility")
     cli.check_writable_dir(report_dir, "--report_dir")
-    test_set, _ = sources.load(F.DATASET.value, "test", F.IMAGE_SIZE.value)
+    test_set, _ = sources.load(F.DATASET.value, "test", F.IMAGE_SIZE.value, table=table)
     test = next(iter(test_set.batch(100000)))
     test = {"x": test["x"].numpy(), "y": test["y"].numpy()}
     print(f"utility of {source.record.get('model')} samples for a classifier on {spec.num_examples} real "

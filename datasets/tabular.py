@@ -1,0 +1,643 @@
+"""Tables: read a CSV file, infer or take each column's kind, and encode rows as vectors a
+generative model can learn, with decoders back to the table's own form (NumPy and TensorFlow).
+
+A table in memory is a `dict[str, np.ndarray]`, column name -> 1-D array in column order:
+continuous columns float64, integer columns int64, boolean columns bool, categorical columns
+NumPy strings. Column kinds are `continuous`, `integer`, `categorical`, `boolean` (and
+`ignore`, a column a schema leaves out of the model and of its output).
+
+Reading (`csv:<path>`): the first row is the header; every row must have as many cells. Cells
+that are empty or one of `NA`, `N/A`, `NaN`, `null`, `None`, `?` (any case) are missing. A
+column's kind is inferred from its non-missing cells: two values that read as a boolean pair
+(true/false, yes/no, t/f, y/n, 0/1) -> boolean; all integers -> integer; all numbers ->
+continuous; anything else -> categorical.
+
+Schema file (`--schema=schema.json`), every key optional:
+
+    {"columns": {"zip": "categorical", "age": "integer", "id": "ignore"},
+     "label": "churn",
+     "missing": "impute"}
+
+`columns` overrides the inferred kind of the columns it names; `label` is the label column of
+conditional models (`--label_column` overrides it); `missing` is the missing-value policy
+(`--missing` overrides it). The label column must be categorical, boolean, or integer with at
+most `MAX_LABEL_CLASSES` values; it is not part of the encoded vector but the class index `y`.
+
+Missing values (`--missing`): `impute` (the default) fills a numeric column's missing cells
+with the median (rounded for integers) and a categorical or boolean column's with the most
+frequent value, and adds a two-way indicator block (present, missing) after the column's own
+block, so a model learns where values are missing and decoding writes them back as empty
+cells; `drop` removes every row with a missing cell. Rows whose label is missing are always
+dropped.
+
+Encoding, one block per column in column order (`table_blocks`):
+
+- categorical and boolean -> a one-hot block (`("softmax", k)`), decoded by argmax;
+- continuous and integer -> one value (`("normal", 1)`): the empirical-quantile transform to a
+  standard normal, fit on the data read (up to `NUM_QUANTILES` quantiles, linear interpolation
+  between them). It maps any marginal, however skewed, heavy-tailed or multi-modal, to a
+  Gaussian a generator fits easily; it is invertible through the same knots, and its inverse
+  can only return values inside the observed range, so decoding needs no separate clipping
+  rule and never invents extreme values. A CTGAN-style mode-specific normalisation would
+  need a variational Gaussian mixture per column, which NumPy alone does not give. Decoding
+  rounds integers and rounds continuous values to the most decimals the column showed.
+- a column with one value only (constant) takes no block: nothing to learn; decoding writes
+  the constant back.
+
+`Encoder.to_json()` holds everything needed to decode (kinds, categories, quantile knots,
+label classes) and is stored as `DataSpec.table`; `decode_tensors` is the same decoding as
+TensorFlow ops, so an export can return decoded columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from zoo.registry import DataError, UsageError
+
+KINDS = ("continuous", "integer", "categorical", "boolean", "ignore")
+NUMERIC = ("continuous", "integer")
+MISSING_POLICIES = ("impute", "drop")
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+BOOLEAN_PAIRS = (("false", "true"), ("no", "yes"), ("f", "t"), ("n", "y"), ("0", "1"))
+NUM_QUANTILES = 1000
+MAX_CATEGORIES = 500
+MAX_LABEL_CLASSES = 50
+MAX_DECIMALS = 8
+# Quantile levels are mapped affinely into [EPS, 1 - EPS] so the normal values stay finite (|z| < 4.8).
+EPS = 1e-6
+SCHEMA_KEYS = ("columns", "label", "missing")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What the user said about a table: a schema file, a label column, a missing policy."""
+
+    schema: str | None = None
+    label: str | None = None
+    missing: str | None = None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV file, every row as wide as the header; errors name the line."""
+    if not os.path.isfile(path):
+        raise UsageError(f"dataset 'csv:{path}': no such file {path!r}; expected an existing CSV file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            text = file.read()
+    except UnicodeDecodeError as error:
+        line = text_line(path, error.start)
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte {error.object[error.start]:#x}); "
+                        "save the file as UTF-8") from None
+    lines = list(csv.reader(text.splitlines(keepends=True)))
+    if not lines or not any(cell.strip() for cell in lines[0]):
+        raise DataError(f"{path}: empty file; expected a header row of column names and rows of values")
+    header = [name.strip() for name in lines[0]]
+    for index, name in enumerate(header):
+        if not name:
+            raise DataError(f"{path}: column {index + 1} of the header has no name; every column needs one")
+        if header.index(name) != index:
+            raise DataError(f"{path}: column name {name!r} appears twice in the header; names must be unique")
+    rows = []
+    for number, row in enumerate(lines[1:], start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {number} has {len(row)} cells, the header has {len(header)}; "
+                            "every row needs one cell per column (quote cells that hold commas)")
+        rows.append([cell.strip() for cell in row])
+    if not rows:
+        raise DataError(f"{path}: only a header row, no data rows")
+    return header, rows
+
+
+def text_line(path: str, offset: int) -> int:
+    with open(path, "rb") as file:
+        return file.read(offset).count(b"\n") + 1
+
+
+def read_schema(path: str) -> dict:
+    """The schema file's JSON, checked for its shape (column names are checked against a file)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"--schema={path}: no such file; expected a JSON file like "
+                         '{"columns": {"age": "integer"}, "label": "churn"}')
+    try:
+        with open(path, encoding="utf-8") as file:
+            schema = json.load(file)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"--schema={path} is not valid JSON ({error})") from None
+    if not isinstance(schema, dict) or set(schema) - set(SCHEMA_KEYS):
+        extra = sorted(set(schema) - set(SCHEMA_KEYS)) if isinstance(schema, dict) else type(schema).__name__
+        raise UsageError(f"--schema={path}: unexpected {extra}; accepted keys: {', '.join(SCHEMA_KEYS)}")
+    columns = schema.get("columns", {})
+    if not isinstance(columns, dict):
+        raise UsageError(f"--schema={path}: 'columns' must map column names to kinds")
+    for name, kind in columns.items():
+        if kind not in KINDS:
+            raise UsageError(f"--schema={path}: column {name!r} has kind {kind!r}; accepted: {', '.join(KINDS)}")
+    if schema.get("missing") is not None and schema["missing"] not in MISSING_POLICIES:
+        raise UsageError(f"--schema={path}: missing={schema['missing']!r}; accepted: {', '.join(MISSING_POLICIES)}")
+    return schema
+
+
+def is_missing(token: str) -> bool:
+    return token.lower() in MISSING_TOKENS
+
+
+def infer_kind(tokens: list[str]) -> str:
+    """The kind of a column from its non-missing cells."""
+    values = {token.lower() for token in tokens}
+    if len(values) == 2 and boolean_pair(values):
+        return "boolean"
+    if all(is_integer(token) for token in tokens):
+        return "integer"
+    if all(is_number(token) for token in tokens):
+        return "continuous"
+    return "categorical"
+
+
+def boolean_pair(values) -> tuple[str, str] | None:
+    for pair in BOOLEAN_PAIRS:
+        if set(values) <= set(pair):
+            return pair
+    return None
+
+
+def is_integer(token: str) -> bool:
+    digits = token[1:] if token[:1] in "+-" else token
+    return digits.isdigit()
+
+
+def is_number(token: str) -> bool:
+    try:
+        return math.isfinite(float(token))
+    except ValueError:
+        return False
+
+
+def resolve(path: str, header: list[str], rows: list[list[str]], options: Options) -> tuple[dict, str | None, str]:
+    """Kinds of the columns, the label column and the missing policy from file and options."""
+    schema = read_schema(options.schema) if options.schema else {}
+    overrides = schema.get("columns", {})
+    for name in overrides:
+        if name not in header:
+            raise UsageError(f"--schema names column {name!r}, which {path} does not have; "
+                             f"its columns: {', '.join(header)}")
+    label = options.label or schema.get("label")
+    if label is not None and label not in header:
+        raise UsageError(f"label column {label!r} is not a column of {path}; its columns: {', '.join(header)}")
+    missing = options.missing or schema.get("missing") or "impute"
+    if missing not in MISSING_POLICIES:
+        raise UsageError(f"--missing={missing}; accepted: {', '.join(MISSING_POLICIES)}")
+    kinds = {}
+    for index, name in enumerate(header):
+        if overrides.get(name) == "ignore":
+            kinds[name] = "ignore"
+            continue
+        present = [row[index] for row in rows if not is_missing(row[index])]
+        if not present:
+            raise DataError(f"{path}: column {name!r} has no values (every cell is missing); "
+                            "remove it or mark it \"ignore\" in --schema")
+        kinds[name] = overrides.get(name) or infer_kind(present)
+    if label is not None:
+        if kinds[label] == "ignore" or kinds[label] not in ("categorical", "boolean", "integer"):
+            raise UsageError(f"label column {label!r} is {kinds[label]}; a label must be categorical, boolean "
+                             f"or integer with at most {MAX_LABEL_CLASSES} values")
+    return kinds, label, missing
+
+
+def parse_columns(path: str, header, rows, kinds: dict, label: str | None, encoder: dict | None = None):
+    """Typed columns and their missing masks; errors name the line and column of a bad cell."""
+    columns, masks = {}, {}
+    for index, name in enumerate(header):
+        kind = kinds[name]
+        if kind == "ignore":
+            continue
+        tokens = [row[index] for row in rows]
+        mask = np.array([is_missing(token) for token in tokens])
+        masks[name] = mask
+        if kind in NUMERIC:
+            check = is_integer if kind == "integer" else is_number
+            for number, (token, missing) in enumerate(zip(tokens, mask), start=2):
+                if not missing and not check(token):
+                    what = "an integer" if kind == "integer" else "a finite number"
+                    raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not {what} "
+                                    f"(the column is {kind}; mark it \"categorical\" in --schema to keep text)")
+            dtype = np.int64 if kind == "integer" else np.float64
+            columns[name] = np.array([0 if m else (int(t) if kind == "integer" else float(t))
+                                      for t, m in zip(tokens, mask)], dtype)
+        elif kind == "boolean":
+            known = encoder_tokens(encoder, name)
+            pair = known or boolean_pair({t.lower() for t, m in zip(tokens, mask) if not m})
+            if pair is None:
+                bad = next(t for t, m in zip(tokens, mask) if not m and t.lower() not in sum(BOOLEAN_PAIRS, ()))
+                raise DataError(f"{path}: column {name!r} holds {bad!r}, which is not a boolean; accepted pairs: "
+                                + ", ".join("/".join(p) for p in BOOLEAN_PAIRS))
+            for number, (token, missing) in enumerate(zip(tokens, mask), start=2):
+                if not missing and token.lower() not in pair:
+                    raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not "
+                                    f"{pair[0]!r} or {pair[1]!r} (the column is boolean)")
+            columns[name] = np.array([not m and t.lower() == pair[1] for t, m in zip(tokens, mask)])
+            masks[name + "\0tokens"] = pair
+        else:
+            columns[name] = np.array(tokens, dtype=str)
+    return columns, masks
+
+
+def encoder_tokens(encoder: dict | None, name: str):
+    if encoder is None:
+        return None
+    for column in encoder["columns"] + ([encoder["label"]] if encoder.get("label") else []):
+        if column["name"] == name and column["kind"] == "boolean":
+            return tuple(column["tokens"])
+    return None
+
+
+# --- the encoder -----------------------------------------------------------------------------
+
+
+def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str | None, missing: str) -> dict:
+    """The encoder (JSON form) fit on typed `columns`; missing cells already filled."""
+    specs = []
+    for name in header:
+        kind = kinds[name]
+        if kind == "ignore" or name == label:
+            continue
+        values = columns[name]
+        spec = {"name": name, "kind": kind, "missing": bool(masks[name].any())}
+        present = values[~masks[name]]
+        unique = np.unique(present)
+        if kind == "boolean":
+            spec["tokens"] = list(masks[name + "\0tokens"])
+        if len(unique) == 1:
+            spec["constant"] = unique[0].item() if kind != "categorical" else str(unique[0])
+        elif kind == "categorical":
+            if len(unique) > MAX_CATEGORIES:
+                raise DataError(f"{path}: column {name!r} has {len(unique)} distinct values (at most "
+                                f"{MAX_CATEGORIES} categories); mark it \"ignore\" or a numeric kind in --schema")
+            spec["categories"] = [str(value) for value in unique]
+        elif kind in NUMERIC:
+            count = min(NUM_QUANTILES, len(present))
+            spec["quantiles"] = np.quantile(present.astype(np.float64), np.linspace(0, 1, count)).tolist()
+            if kind == "continuous":
+                spec["decimals"] = column_decimals(columns[name + "\0tokens"]) if name + "\0tokens" in columns else None
+        specs.append(spec)
+    label_spec = None
+    if label is not None:
+        present = columns[label][~masks[label]]
+        classes = np.unique(present)
+        if len(classes) < 2 or len(classes) > MAX_LABEL_CLASSES:
+            raise UsageError(f"label column {label!r} has {len(classes)} distinct values; a label needs 2 to "
+                             f"{MAX_LABEL_CLASSES}")
+        label_spec = {"name": label, "kind": kinds[label], "classes": [c.item() if kinds[label] != "categorical"
+                                                                       else str(c) for c in classes]}
+        if kinds[label] == "boolean":
+            label_spec["tokens"] = list(masks[label + "\0tokens"])
+    encoder = {"columns": specs, "label": label_spec, "order": [n for n in header if kinds[n] != "ignore"],
+               "missing": missing}
+    encoder["blocks"] = [list(block) for block in blocks_of(encoder)]
+    if not encoder["blocks"]:
+        raise DataError(f"{path}: every column is constant or the label; nothing to learn")
+    return encoder
+
+
+def column_decimals(tokens) -> int | None:
+    """Most decimals the column's cells show (None when one uses exponent notation)."""
+    most = 0
+    for token in tokens:
+        if "e" in token.lower():
+            return None
+        if "." in token:
+            most = max(most, len(token.split(".", 1)[1]))
+    return min(most, MAX_DECIMALS)
+
+
+def blocks_of(encoder: dict) -> tuple[tuple[str, int], ...]:
+    blocks = []
+    for spec in encoder["columns"]:
+        if "constant" not in spec:
+            if spec["kind"] in NUMERIC:
+                blocks.append(("normal", 1))
+            else:
+                blocks.append(("softmax", 2 if spec["kind"] == "boolean" else len(spec["categories"])))
+        if spec["missing"]:
+            blocks.append(("softmax", 2))
+    return tuple(blocks)
+
+
+def table_blocks(encoder: dict) -> tuple[tuple[str, int], ...]:
+    return tuple((kind, int(width)) for kind, width in encoder["blocks"])
+
+
+def impute(columns: dict, masks: dict, kinds: dict) -> None:
+    """Fills missing cells in place: median (numeric), most frequent value (others)."""
+    for name, mask in list(masks.items()):
+        if "\0" in name or not mask.any():
+            continue
+        present = columns[name][~mask]
+        if kinds[name] in NUMERIC:
+            fill = np.median(present)
+            fill = np.round(fill) if kinds[name] == "integer" else fill
+        else:
+            values, counts = np.unique(present, return_counts=True)
+            fill = values[np.argmax(counts)]
+        columns[name] = np.where(mask, fill, columns[name]).astype(columns[name].dtype)
+
+
+def normal_ppf(u: np.ndarray) -> np.ndarray:
+    """The standard normal quantile function (Acklam's rational approximation, |error| < 1.2e-9)."""
+    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
+         -3.066479806614716e01, 2.506628277459239e00)
+    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
+         -1.328068155288572e01)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
+         4.374664141464968e00, 2.938163982698783e00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+    u = np.asarray(u, np.float64)
+    low = 0.02425
+    out = np.empty_like(u)
+    middle = (u >= low) & (u <= 1 - low)
+    q = u[middle] - 0.5
+    r = q * q
+    out[middle] = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+                   (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1))
+    for side, sign in ((u < low, 1.0), (u > 1 - low, -1.0)):
+        q = np.sqrt(-2 * np.log(np.where(sign > 0, u[side], 1 - u[side])))
+        out[side] = sign * ((((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+                            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1))
+    return out
+
+
+_ERFC = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * _ERFC(-np.asarray(z, np.float64) / math.sqrt(2.0))
+
+
+def to_normal(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """Values -> standard normal through the empirical quantiles. Ties (repeated knots, as
+    integers have) take the middle of their levels, so they decode back to themselves."""
+    knots = np.asarray(quantiles, np.float64)
+    levels = np.linspace(0.0, 1.0, len(knots))
+    values = np.asarray(values, np.float64)
+    u = 0.5 * (np.interp(values, knots, levels) - np.interp(-values, -knots[::-1], -levels[::-1]))
+    return normal_ppf(EPS + (1 - 2 * EPS) * np.clip(u, 0.0, 1.0))
+
+
+def from_normal(z: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """The inverse of `to_normal`: piecewise-linear through the same knots (uniform levels)."""
+    knots = np.asarray(quantiles, np.float64)
+    position = np.clip((normal_cdf(z) - EPS) / (1 - 2 * EPS), 0.0, 1.0) * (len(knots) - 1)
+    index = np.clip(np.floor(position), 0, len(knots) - 2).astype(np.int64)
+    fraction = position - index
+    return knots[index] + fraction * (knots[index + 1] - knots[index])
+
+
+def encode(table: dict, encoder: dict) -> np.ndarray:
+    """The float32 `(N, D)` encoding of a table (the label column, if there, is left out).
+    Missing cells (`NaN` or masked by `table["<name>\\0missing"]`) take their indicator's
+    `missing` slot; their value slot holds whatever the table has there (the imputed value)."""
+    parts = []
+    for spec in encoder["columns"]:
+        values = np.asarray(table[spec["name"]])
+        if "constant" not in spec:
+            if spec["kind"] in NUMERIC:
+                parts.append(to_normal(values, spec["quantiles"])[:, None])
+            else:
+                categories = [False, True] if spec["kind"] == "boolean" else spec["categories"]
+                parts.append(one_hot(values, categories, spec["name"]))
+        if spec["missing"]:
+            mask = np.asarray(table.get(spec["name"] + "\0missing", np.zeros(len(values), bool)))
+            parts.append(np.eye(2, dtype=np.float32)[mask.astype(np.int64)])
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def one_hot(values: np.ndarray, categories: list, name: str) -> np.ndarray:
+    lookup = {value: index for index, value in enumerate(categories)}
+    try:
+        indices = np.array([lookup[value.item() if hasattr(value, "item") else value] for value in values])
+    except KeyError as error:
+        raise DataError(f"column {name!r} holds {error.args[0]!r}, which the encoder has not seen; "
+                        f"accepted: {', '.join(map(str, categories))}") from None
+    return np.eye(len(categories), dtype=np.float32)[indices]
+
+
+def labels(table: dict, encoder: dict) -> np.ndarray:
+    """The label column as int64 class indices."""
+    spec = encoder["label"]
+    lookup = {value: index for index, value in enumerate(spec["classes"])}
+    return np.array([lookup[value.item() if hasattr(value, "item") else value] for value in table[spec["name"]]],
+                    np.int64)
+
+
+def decode(x: np.ndarray, encoder: dict, y: np.ndarray | None = None, with_missing: bool = False) -> dict:
+    """The table an encoding stands for, in the original column order and dtypes; the label
+    column is put back in its place from class indices `y` when given. With `with_missing`,
+    each column that had missing values also gets `"<name>\\0missing"`, a bool mask of the
+    cells decoded as missing (written empty in a CSV)."""
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    table, offset = {}, 0
+    for spec in encoder["columns"]:
+        name, kind = spec["name"], spec["kind"]
+        if "constant" in spec:
+            table[name] = np.full(n, spec["constant"], dtype=DTYPES[kind])
+        elif kind in NUMERIC:
+            values = from_normal(x[:, offset], spec["quantiles"])
+            offset += 1
+            table[name] = round_values(values, spec)
+        else:
+            width = 2 if kind == "boolean" else len(spec["categories"])
+            index = np.argmax(x[:, offset:offset + width], axis=1)
+            offset += width
+            table[name] = index.astype(bool) if kind == "boolean" else np.asarray(spec["categories"], str)[index]
+        if spec["missing"]:
+            table[name + "\0missing"] = np.argmax(x[:, offset:offset + 2], axis=1) == 1
+            offset += 2
+    if y is not None and encoder["label"] is not None:
+        classes = encoder["label"]["classes"]
+        table[encoder["label"]["name"]] = np.asarray(classes, dtype=DTYPES[encoder["label"]["kind"]])[np.asarray(y)]
+    order = [name for name in encoder["order"] if name in table]
+    masks = {k: v for k, v in table.items() if "\0" in k} if with_missing else {}
+    return {**{name: table[name] for name in order}, **masks}
+
+
+DTYPES = {"continuous": np.float64, "integer": np.int64, "boolean": bool, "categorical": str}
+
+
+def round_values(values: np.ndarray, spec: dict) -> np.ndarray:
+    if spec["kind"] == "integer":
+        return np.clip(np.round(values), spec["quantiles"][0], spec["quantiles"][-1]).astype(np.int64)
+    if spec.get("decimals") is not None:
+        values = np.round(values, spec["decimals"])
+    return np.clip(values, spec["quantiles"][0], spec["quantiles"][-1])
+
+
+def decode_tensors(x, encoder: dict) -> dict:
+    """`decode` as TensorFlow ops: column name -> float32 (continuous), int64 (integer) or
+    tf.string (categorical, boolean: the file's own tokens) tensors of shape (N,), plus
+    `<name>_missing` (bool) for columns that had missing values."""
+    import tensorflow as tf  # here: the NumPy side of this module needs no TensorFlow
+
+    x = tf.cast(x, tf.float64)
+    n = tf.shape(x)[0]
+    outputs, offset = {}, 0
+    for spec in encoder["columns"]:
+        name, kind = spec["name"], spec["kind"]
+        if "constant" in spec:
+            outputs[name] = tf.fill([n], tensor_constant(spec, spec["constant"]))
+        elif kind in NUMERIC:
+            knots = tf.constant(spec["quantiles"], tf.float64)
+            level = 0.5 * tf.math.erfc(-x[:, offset] / math.sqrt(2.0))
+            position = tf.clip_by_value((level - EPS) / (1 - 2 * EPS), 0.0, 1.0)
+            position = position * (len(spec["quantiles"]) - 1)
+            index = tf.cast(tf.clip_by_value(tf.floor(position), 0, len(spec["quantiles"]) - 2), tf.int64)
+            low, high = tf.gather(knots, index), tf.gather(knots, index + 1)
+            values = low + (position - tf.cast(index, tf.float64)) * (high - low)
+            values = tf.clip_by_value(values, spec["quantiles"][0], spec["quantiles"][-1])
+            if kind == "integer":
+                outputs[name] = tf.cast(tf.round(values), tf.int64)
+            else:
+                if spec.get("decimals") is not None:
+                    values = tf.round(values * 10.0 ** spec["decimals"]) / 10.0 ** spec["decimals"]
+                outputs[name] = tf.cast(values, tf.float32)
+            offset += 1
+        else:
+            names = spec["tokens"] if kind == "boolean" else spec["categories"]
+            index = tf.argmax(x[:, offset:offset + len(names)], axis=1)
+            outputs[name] = tf.gather(tf.constant(names), index)
+            offset += len(names)
+        if spec["missing"]:
+            outputs[name + "_missing"] = tf.equal(tf.argmax(x[:, offset:offset + 2], axis=1), 1)
+            offset += 2
+    return outputs
+
+
+def tensor_constant(spec: dict, value):
+    import tensorflow as tf
+
+    if spec["kind"] == "boolean":
+        return tf.constant(spec["tokens"][int(bool(value))])
+    if spec["kind"] == "categorical":
+        return tf.constant(str(value))
+    return tf.constant(value, tf.int64 if spec["kind"] == "integer" else tf.float32)
+
+
+def label_tensors(y, encoder: dict):
+    """Class indices -> the label column's values as a tensor (tf.string or int64)."""
+    import tensorflow as tf
+
+    spec = encoder["label"]
+    if spec["kind"] == "integer":
+        return tf.gather(tf.constant(spec["classes"], tf.int64), tf.cast(y, tf.int64))
+    names = spec["tokens"] if spec["kind"] == "boolean" else spec["classes"]
+    return tf.gather(tf.constant([str(name) for name in names]), tf.cast(y, tf.int64))
+
+
+# --- text out --------------------------------------------------------------------------------
+
+
+def cell_text(values: np.ndarray, spec: dict) -> list[str]:
+    """Cells of one decoded column as CSV text, in the file's own form."""
+    if spec["kind"] == "boolean":
+        return [spec["tokens"][int(v)] for v in values]
+    if spec["kind"] == "continuous":
+        decimals = spec.get("decimals")
+        return [f"{v:.{decimals}f}" if decimals is not None else repr(float(v)) for v in values]
+    return [str(v) for v in values]
+
+
+def column_specs(encoder: dict) -> dict:
+    specs = {spec["name"]: spec for spec in encoder["columns"]}
+    if encoder["label"] is not None:
+        specs[encoder["label"]["name"]] = encoder["label"]
+    return specs
+
+
+def rows_of(table: dict, encoder: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows of a decoded table; cells decoded as missing are written empty."""
+    specs = column_specs(encoder)
+    header = [name for name in encoder["order"] if name in table]
+    cells = []
+    for name in header:
+        text = cell_text(table[name], specs[name])
+        mask = table.get(name + "\0missing")
+        if mask is not None:
+            text = ["" if missing else cell for cell, missing in zip(text, mask)]
+        cells.append(text)
+    return header, [list(row) for row in zip(*cells)]
+
+
+# --- a table from a file ---------------------------------------------------------------------
+
+
+def load_csv(path: str, options: Options | dict | None = None) -> tuple[dict, dict]:
+    """Reads a CSV file into `(arrays, encoder)`: `arrays` has `x` (float32 encoding), `y` (label
+    indices, when there is a label column); `encoder` is fit on the file unless `options` is an
+    already fitted encoder (a `DataSpec.table`), which is then reused."""
+    header, rows = read_csv(path)
+    fitted = options if isinstance(options, dict) else None
+    if fitted is not None:
+        kinds = {name: "ignore" for name in header}
+        for spec in column_specs(fitted).values():
+            if spec["name"] not in header:
+                raise DataError(f"{path}: has no column {spec['name']!r}, which the model was trained on")
+            kinds[spec["name"]] = spec["kind"]
+        label = fitted["label"]["name"] if fitted["label"] else None
+        missing = fitted["missing"]
+    else:
+        kinds, label, missing = resolve(path, header, rows, options or Options())
+    return table_arrays(path, header, rows, kinds, label, missing, fitted)
+
+
+def table_arrays(source, header, rows, kinds, label, missing, fitted=None):
+    columns, masks = parse_columns(source, header, rows, kinds, label, fitted)
+    for name in list(columns):
+        if kinds[name] == "continuous":
+            columns[name + "\0tokens"] = [row[header.index(name)] for row in rows]
+    keep = np.ones(len(rows), bool)
+    if label is not None:
+        keep &= ~masks[label]
+    if missing == "drop":
+        for name, mask in masks.items():
+            if "\0" not in name:
+                keep &= ~mask
+    if not keep.any():
+        raise DataError(f"{source}: every row has a missing cell, so --missing=drop leaves nothing; "
+                        "use --missing=impute")
+    columns = {name: (value[keep] if isinstance(value, np.ndarray) else [v for v, k in zip(value, keep) if k])
+               for name, value in columns.items()}
+    masks = {name: (mask[keep] if isinstance(mask, np.ndarray) else mask) for name, mask in masks.items()}
+    impute(columns, masks, kinds)
+    encoder = fitted or fit(source, header, columns, masks, kinds, label, missing)
+    table = {name: value for name, value in columns.items() if "\0" not in name}
+    for spec in encoder["columns"]:
+        if spec["missing"]:
+            table[spec["name"] + "\0missing"] = masks[spec["name"]]
+    arrays = {"x": encode(table, encoder)}
+    if label is not None:
+        arrays["y"] = labels(table, encoder)
+    return arrays, encoder
+
+
+def table_from_columns(name: str, table: dict, kinds: dict, label: str | None, fitted: dict | None = None):
+    """`(arrays, encoder)` of an in-memory table (e.g. an embedded one), as `load_csv` gives."""
+    header = list(table)
+    rows = [list(row) for row in zip(*(cell_strings(table[column]) for column in header))]
+    return table_arrays(name, header, rows, kinds, label, "impute", fitted)
+
+
+def cell_strings(values: np.ndarray) -> list[str]:
+    if values.dtype == bool:
+        return ["true" if v else "false" for v in values]
+    return [repr(float(v)) if values.dtype.kind == "f" else str(v) for v in values]
