@@ -13,7 +13,7 @@ from conftest import run_tool
 from datasets import embedded, sources, tabular
 from test_export import run_in_session
 from test_train import TINY, run_train
-from trainers import blend, export, sample
+from trainers import blend, evaluate, export, sample
 from zoo.registry import DataError, UsageError
 
 
@@ -247,6 +247,26 @@ def test_blend_writes_a_csv_with_a_source_column(table_run, tmp_path):
 
     matched = [r for r in tagged_real if any(same(r, q) for q in real_rows)]
     assert len(matched) == len(tagged_real)
+
+
+def test_evaluate_reports_table_scores_beside_their_floor(table_run, tmp_path):
+    report_dir = tmp_path / "report"
+    code, out, err = run_tool(evaluate.main, f"--export_dir={table_run / 'export'}", "--num_samples=300",
+                              "--real_examples=2000", f"--report_dir={report_dir}")
+    assert code == 0, err
+    report = json.loads((report_dir / "report.json").read_text())
+    fidelity = report["fidelity"]
+    # real held-out rows against as many training rows score near 1; a two-step generator does not
+    assert fidelity["column_shapes"]["real_floor"] > 0.9 and fidelity["pair_trends"]["real_floor"] > 0.85
+    assert fidelity["column_shapes"]["synthetic"] < fidelity["column_shapes"]["real_floor"]
+    assert set(report["column_shapes"]["columns"]) == set(embedded.PURCHASE_COLUMNS)
+    usefulness = report["usefulness"]
+    assert usefulness["label"] == "churned" and 0 <= usefulness["train_on_synthetic_test_on_real"] <= 1
+    assert 0.6 < usefulness["train_on_real_test_on_real"] <= 1
+    assert report["memorisation"]["exact_copies"] >= 0
+    page = (report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "column_shapes" in page
+    assert "column_shapes" in out
 
 
 def test_vae_trains_on_a_csv_table(tmp_path):

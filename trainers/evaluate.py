@@ -20,6 +20,11 @@ codes vs the true factors (InfoGAN), reconstruction error and held-out ELBO (VAE
 Memorisation: distance to the closest training record, against held-out records' distances.
 Usefulness (labelled synthetic data): train on synthetic, test on real, beside train on real.
 
+Tables are measured on their decoded columns (`trainers.table_measures`): column shapes
+(1 - KS, 1 - TVD) and pair trends (correlation, contingency), each beside its real-vs-real
+floor, train-on-synthetic-test-on-real for the label column of conditional models, distance
+to the closest record, per-column histograms and the two association matrices.
+
 The report goes to `--report_dir` (default `<model_dir>/evaluation`, or `<export_dir>/evaluation`)
 with TensorBoard scalars of the same numbers.
 """
@@ -43,9 +48,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from datasets import embedded, sources  # noqa: E402
+from datasets import embedded, sources, tabular  # noqa: E402
 from datasets.sources import DataSpec  # noqa: E402
-from trainers import measures, metrics, pictures  # noqa: E402
+from trainers import measures, metrics, pictures, table_measures  # noqa: E402
 from trainers import sample  # noqa: E402
 from trainers.sample import chunk_seed, class_labels  # noqa: E402
 from zoo.registry import DataError, UsageError  # noqa: E402
@@ -65,15 +70,17 @@ def load_real(record: dict, spec: DataSpec, limit: int) -> tuple[dict, dict]:
 
     Held out is the `test` split where the source has one; otherwise the last fifth of the
     training examples (which the model did see: the report says so)."""
-    train = arrays(record["dataset"], record.get("split") or "train", record.get("image_size"), limit)
+    train = arrays(record["dataset"], record.get("split") or "train", record.get("image_size"), limit, spec.table)
     if "test" in spec.splits and record.get("split") != "test":
-        return train, {**arrays(record["dataset"], "test", record.get("image_size"), limit), "seen": False}
+        return train, {**arrays(record["dataset"], "test", record.get("image_size"), limit, spec.table),
+                       "seen": False}
     cut = len(train["x"]) * 4 // 5
     return {k: v[:cut] for k, v in train.items()}, {**{k: v[cut:] for k, v in train.items()}, "seen": True}
 
 
-def arrays(dataset_name: str, split: str, image_size, limit: int) -> dict:
-    dataset, _ = sources.load(dataset_name, split, image_size)
+def arrays(dataset_name: str, split: str, image_size, limit: int, table: dict | None = None) -> dict:
+    """Up to `limit` examples of a split; a table is encoded with the model's own encoder `table`."""
+    dataset, _ = sources.load(dataset_name, split, image_size, table=table)
     batch = next(iter(dataset.batch(limit).take(1)))
     return {key: value.numpy() for key, value in batch.items()}
 
@@ -176,6 +183,8 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
              inception: keras.Model | None = None, real_examples: int = 20000) -> dict:
     """Measures `num` samples of `source` against up to `real_examples` real ones (for the
     classifier and memorisation) and writes the report; returns it."""
+    if spec.table is not None:
+        return evaluate_table(source, spec, num, seed, report_dir, real_examples)
     train, holdout = load_real(source.record, spec, max(num, real_examples))
     seen = holdout.pop("seen")
     num = min(num, len(holdout["x"]), len(train["x"]))
@@ -250,6 +259,58 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
     paths = {name: save(figure, os.path.join(report_dir, f"{name}.png")) for name, figure in figures.items()}
     write_json(report, os.path.join(report_dir, "report.json"))
     write_html(report, paths, os.path.join(report_dir, "report.html"))
+    log_scalars(report, report_dir, int(source.record.get("step") or 0))
+    return report
+
+
+def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str, real_examples: int) -> dict:
+    """The table report (`trainers.table_measures`) of `num` decoded synthetic rows against the
+    real rows, each score beside its real-vs-real floor; conditional models draw labels in the
+    training split's class shares, so train-on-synthetic sees the real balance."""
+    train, holdout = load_real(source.record, spec, max(num, real_examples))
+    seen = holdout.pop("seen")
+    num = min(num, len(train["x"]))
+    encoder = spec.table
+    labels = None
+    if source.conditional:
+        frequencies = sample.training_frequencies(source.record, spec.num_classes)
+        labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "real", frequencies, seed)
+    synthetic = tabular.decode(draw(source, num, seed, labels), encoder, labels)
+    real_train = tabular.decode(train["x"], encoder, train.get("y") if labels is not None else None)
+    real_test = tabular.decode(holdout["x"], encoder, holdout.get("y") if labels is not None else None)
+    kinds = {column["name"]: column["kind"] for column in encoder["columns"]}
+    label = encoder["label"]["name"] if labels is not None else None
+    if label is not None:
+        kinds[label] = encoder["label"]["kind"]
+    kinds = {name: kinds[name] for name in synthetic}
+    os.makedirs(report_dir, exist_ok=True)
+    try:
+        measured = table_measures.table_report(real_train, real_test, synthetic, kinds, label, report_dir, seed=seed)
+        floor_rows = {name: values[:num] for name, values in real_train.items()}
+        floor = {"column_shapes": table_measures.column_shapes(real_test, floor_rows, kinds)["score"],
+                 "pair_trends": table_measures.pair_trends(real_test, floor_rows, kinds)["score"]}
+    except ValueError as error:
+        raise DataError(f"cannot measure the table of {spec.name}: {error}") from None
+    report = {
+        "model": source.record.get("model"),
+        "step": source.record.get("step"),
+        "dataset": source.record.get("dataset"),
+        "num_samples": num,
+        "seed": seed,
+        "heldout": "the last fifth of the training rows (seen in training)" if seen else "the test split",
+        "space": "decoded table columns (the real-vs-real floor compares held-out rows with training rows)",
+        "fidelity": {name: {"synthetic": measured[name]["score"], "real_floor": floor[name]} for name in floor},
+        **{key: value for key, value in measured.items() if key != "pictures"},
+    }
+    if "utility" in report:
+        utility = report.pop("utility")
+        report["usefulness"] = {"label": utility.pop("label"), "examples": utility.pop("train_rows"),
+                                "train_on_synthetic_test_on_real": utility.pop("tstr_accuracy"),
+                                "train_on_real_test_on_real": utility.pop("trtr_accuracy"), **utility}
+    report["memorisation"] = report.pop("distance_to_closest_record")
+    figures = {os.path.splitext(os.path.basename(path))[0]: path for path in measured.get("pictures", {}).values()}
+    write_json(report, os.path.join(report_dir, "report.json"))
+    write_html(report, figures, os.path.join(report_dir, "report.html"))
     log_scalars(report, report_dir, int(source.record.get("step") or 0))
     return report
 
@@ -410,6 +471,9 @@ CAPTIONS = {
     "closest_pairs": "The synthetic samples closest to a training record (top) and that record (bottom).",
     "reconstructions": "Held-out examples (top) and their reconstructions (bottom).",
     "code_correlations": "Correlation of each continuous code with each true factor.",
+    "column_histograms": "Each column of the table, real training rows and synthetic rows.",
+    "association_matrices": "Association between columns (Pearson r for numbers, Cramér's V otherwise), "
+                            "real and synthetic.",
 }
 
 
