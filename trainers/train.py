@@ -16,6 +16,9 @@ import os
 from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
 
 
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 import zoo  # noqa: E402
 from datasets import augment, pipeline, sources  # noqa: E402
 from trainers import pictures  # noqa: E402
@@ -38,6 +41,8 @@ def main(argv):
         raise UsageError(f"--conditional needs a labelled dataset; {F.DATASET.value!r} has no labels (y)")
     model_dir = F.MODEL_DIR.value
     cli.check_writable_dir(model_dir, "--model_dir")
+    if F.DETERMINISTIC.value:
+        make_deterministic(F.SEED.value)
 
     model = model_class(
         data_shape=spec.shape,
@@ -71,6 +76,8 @@ def main(argv):
         num_pictured=64 if spec.is_image else 1000,
         ema_decay=F.EMA_DECAY.value,
         jit_compile=F.JIT_COMPILE.value,
+        nan_policy=F.NAN_POLICY.value,
+        max_rollbacks=F.MAX_ROLLBACKS.value,
     )
     write_record(model_dir, record)
     trainer = Trainer(
@@ -84,6 +91,16 @@ def main(argv):
     print(f"  samples:     {trainer.last_picture}")
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
     evaluate_heldout(trainer, spec, scale)
+
+
+def make_deterministic(seed: int) -> None:
+    """Same command, same bits: deterministic kernels and weight initialisation from `seed`.
+
+    The data order, augmentation and the models' noise are seeded from `--seed` in any case; the
+    checkpoint keeps their state and the iterator's, so a resumed run continues them exactly.
+    """
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def evaluate_heldout(trainer, spec, scale) -> None:
