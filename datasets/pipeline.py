@@ -83,6 +83,10 @@ def training_dataset(
     )
     options = tf.data.Options()
     options.deterministic = True
+    if augmentation is not None:
+        # The augmentation layers' seed state is a variable outside the dataset, which the
+        # iterator cannot serialize; the trainer checkpoints it beside the iterator instead.
+        options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

@@ -85,6 +85,11 @@ def main(argv):
         picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
         picture_examples={**examples, "x": scale.encode(examples["x"])},
     )
+    if augmentation is not None:
+        # The augmentation layers draw from seed states that live outside the input iterator.
+        trainer.checkpoints.checkpoint.augmentation = [
+            v for v in augmentation.variables if v.path.endswith("seed_generator_state")
+        ]
     trainer.train(F.TRAIN_STEPS.value)
     print(f"model_dir: {model_dir}")
     print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
