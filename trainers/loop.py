@@ -33,6 +33,9 @@ import tensorflow as tf
 from zoo.registry import TrainingError
 
 CHECKPOINT_FOLDER = "checkpoints"
+# Parts of a checkpoint that it may lack: checkpoints of pipelines that cannot be saved, or of
+# runs without augmentation layers, or written before they were saved.
+OPTIONAL_PARTS = ("iterator", "augmentation")
 
 
 @dataclasses.dataclass
@@ -210,7 +213,7 @@ class Trainer:
         candidates = list(reversed(self.checkpoints.checkpoints))
         for index, path in enumerate(candidates):
             try:
-                self.checkpoints.checkpoint.restore(path).assert_existing_objects_matched()
+                self._restore_from(path)
             except (tf.errors.OpError, OSError, ValueError, IndexError, AssertionError) as error:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 following = candidates[index + 1] if index + 1 < len(candidates) else None
@@ -224,6 +227,22 @@ class Trainer:
             self.log(f"resumed from {path} at step {int(self.step.numpy())}")
             break
         return int(self.step.numpy())
+
+    def _restore_from(self, path: str) -> None:
+        """Restores checkpoint `path`, all of it but the optional parts it lacks (with a warning)."""
+        checkpoint = self.checkpoints.checkpoint
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+        missing = {part: getattr(checkpoint, part) for part in OPTIONAL_PARTS
+                   if hasattr(checkpoint, part) and part not in saved}
+        for part in missing:
+            delattr(checkpoint, part)
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        finally:
+            for part, value in missing.items():
+                setattr(checkpoint, part, value)
+        if missing:
+            self.log(f"warning: {path} holds no {' or '.join(missing)} state; the data order starts over")
 
     def train(self, train_steps: int) -> dict[str, float]:
         """Trains until step `train_steps`; returns the last metrics (empty if nothing ran)."""
@@ -270,7 +289,17 @@ class Trainer:
         state naming them, as they were.
         """
         try:
-            self.checkpoints.save(checkpoint_number=step)
+            try:
+                self.checkpoints.save(checkpoint_number=step)
+            except tf.errors.OpError as error:
+                if "SerializeIterator" not in str(error) or not hasattr(self.checkpoints.checkpoint, "iterator"):
+                    raise
+                # A pipeline that cannot be saved (e.g. from a Python generator): save the rest.
+                del self.checkpoints.checkpoint.iterator
+                reason = str(error).strip().splitlines()[0]
+                self.log(f"warning: the input pipeline cannot be checkpointed ({reason}); a resumed run "
+                         "starts the data order over")
+                self.checkpoints.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             earlier = self.checkpoints.latest_checkpoint or "none"
