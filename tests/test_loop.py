@@ -263,3 +263,19 @@ def test_failing_save_names_the_folder_and_keeps_earlier_checkpoints(tmp_path, e
                                             r"(No space|quota).*latest: .*ckpt-10"):
         run.train(20)
     assert trainer(tmp_path).restore() == 10
+
+
+def test_pipeline_that_cannot_be_saved_still_checkpoints_and_resumes(tmp_path):
+    def generate():
+        while True:
+            yield {"x": np.ones((4, 1), np.float32)}
+
+    signature = {"x": tf.TensorSpec((4, 1), tf.float32)}
+    lines = []
+    run = Trainer(Counter(), tf.data.Dataset.from_generator(generate, output_signature=signature), str(tmp_path),
+                  TrainerConfig(steps_per_call=5, checkpoint_every=10, log_every=5, sample_every=10), log=lines.append)
+    run.train(10)
+    assert [line for line in lines if "input pipeline cannot be checkpointed" in line]
+    resumed = trainer(tmp_path)
+    assert resumed.restore() == 10
+    assert any("holds no iterator state" in line for line in resumed.lines)
