@@ -8,12 +8,14 @@ everything around the step:
   per call, not once per step (with `jit_compile`, each step inside it is compiled by XLA);
 - the distribution strategy (the default one unless given);
 - a `tf.train.CheckpointManager` that saves every `checkpoint_every` steps and at the end, keeps
-  the last `keep_checkpoints`, and resumes from the latest checkpoint in `model_dir`;
+  the last `keep_checkpoints`, and resumes from the newest readable checkpoint in `model_dir`
+  (the step, the model, its optimizers and random streams, the EMA and the input iterator);
 - an exponential moving average of the sampling network's weights, used for pictures;
 - TensorBoard scalars and images, PNG pictures every `sample_every` steps from fixed noise (a
   fixed seed, so pictures are comparable over time), and a progress line;
 - a stop with `TrainingError` when a metric becomes non-finite, before anything is saved, so the
-  last good checkpoint stays the latest; and a save-and-stop on SIGTERM.
+  last good checkpoint stays the latest, or (`nan_policy="rollback"`) a return to that checkpoint
+  past the failing batches; and a save-and-stop on SIGTERM within one step.
 """
 
 from __future__ import annotations
