@@ -83,6 +83,10 @@ def training_dataset(
     )
     options = tf.data.Options()
     options.deterministic = True
+    # The iterator is checkpointed. State it cannot serialize is left out instead of failing the
+    # save: the augmentation layers' seed state (a variable, which the trainer checkpoints beside
+    # the iterator) and Python functions of some sources (decoding, generators).
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

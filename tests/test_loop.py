@@ -1,7 +1,9 @@
 """The training loop, driven by a toy model whose every step is predictable."""
 
+import errno
 import os
 import signal
+import threading
 
 import keras
 import numpy as np
@@ -172,3 +174,108 @@ def test_ema_warms_up_and_swaps_back():
     assert variable.numpy()[0] == 10.0
 
 
+
+
+def poisoned(index):
+    """Batches of ones, except batch `index`, which is NaN."""
+    batches = tf.data.Dataset.range(10**6).map(lambda i: {"x": tf.fill((4, 1), tf.where(i == index, np.nan, 1.0))})
+    return batches
+
+
+def test_sigterm_during_a_long_call_stops_within_one_step(tmp_path):
+    run = Trainer(Counter(), ones(), str(tmp_path), TrainerConfig(steps_per_call=10**6, checkpoint_every=10**6,
+                                                                  log_every=10**6, sample_every=10**6), log=print)
+    initial = kernel(run)
+    signaller = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
+    signaller.start()
+    run.train(10**6)
+    signaller.join()
+    step = int(run.step.numpy())
+    assert 0 < step < 10**6
+    assert run.checkpoints.latest_checkpoint.endswith(f"ckpt-{step}")
+    # The step counter and the weights agree (each step adds 1, up to float32 rounding).
+    assert abs(kernel(run) - initial - step) < 0.5
+
+
+@pytest.mark.parametrize("damage", ["truncate data", "garbage index"])
+def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
+    run = trainer(tmp_path)
+    run.train(20)
+    latest = run.checkpoints.latest_checkpoint
+    if damage == "truncate data":
+        path = latest + ".data-00000-of-00001"
+        os.truncate(path, os.path.getsize(path) // 2)
+    else:
+        with open(latest + ".index", "wb") as file:
+            file.write(os.urandom(200))
+    resumed = trainer(tmp_path)
+    assert resumed.restore() == 10
+    warnings = [line for line in resumed.lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "ckpt-20" in warnings[0] and "resuming from" in warnings[0]
+    assert warnings[0].endswith("ckpt-10")
+    assert resumed.train(30) and int(resumed.step.numpy()) == 30
+
+
+def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+    run = trainer(tmp_path)
+    run.train(20)
+    for path in run.checkpoints.checkpoints:
+        with open(path + ".index", "wb") as file:
+            file.write(b"garbage")
+    before = sorted(os.listdir(tmp_path / "checkpoints"))
+    with pytest.raises(TrainingError, match=r"no checkpoint in .*checkpoints can be read.*ckpt-10"):
+        trainer(tmp_path).train(30)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_rollback_skips_the_batches_that_failed(tmp_path):
+    lines = []
+    run = Trainer(Counter(), poisoned(12), str(tmp_path), TrainerConfig(
+        steps_per_call=5, checkpoint_every=10, log_every=5, sample_every=10, nan_policy="rollback"), log=lines.append)
+    initial = kernel(run)
+    run.train(30)
+    assert int(run.step.numpy()) == 30
+    # Steps 10-14 (batches 10-14, one of them NaN) were undone and batches 15-34 used instead.
+    assert kernel(run) == pytest.approx(initial + 30)
+    assert any(line.startswith("rolled back to step 10 (1/3)") for line in lines)
+
+
+def test_rollback_stops_after_max_rollbacks(tmp_path):
+    trainer(tmp_path).train(10)
+    run = trainer(tmp_path, model=Counter(nan_after=-1e9), nan_policy="rollback", max_rollbacks=2)
+    with pytest.raises(TrainingError, match=r"non-finite between steps 10 and 15 and 2 rollbacks done"):
+        run.train(30)
+    assert sum(line.startswith("rolled back to step 10") for line in run.lines) == 2
+    assert run.checkpoints.latest_checkpoint.endswith("ckpt-10")
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   tf.errors.ResourceExhaustedError(None, None, "disk quota exceeded")])
+def test_failing_save_names_the_folder_and_keeps_earlier_checkpoints(tmp_path, error):
+    trainer(tmp_path).train(10)
+    run = trainer(tmp_path)
+
+    def fail(**kwargs):
+        raise error
+
+    run.checkpoints.save = fail
+    with pytest.raises(TrainingError, match=r"saving the checkpoint of step 20 in .*checkpoints failed .*"
+                                            r"(No space|quota).*latest: .*ckpt-10"):
+        run.train(20)
+    assert trainer(tmp_path).restore() == 10
+
+
+def test_pipeline_that_cannot_be_saved_still_checkpoints_and_resumes(tmp_path):
+    def generate():
+        while True:
+            yield {"x": np.ones((4, 1), np.float32)}
+
+    signature = {"x": tf.TensorSpec((4, 1), tf.float32)}
+    lines = []
+    run = Trainer(Counter(), tf.data.Dataset.from_generator(generate, output_signature=signature), str(tmp_path),
+                  TrainerConfig(steps_per_call=5, checkpoint_every=10, log_every=5, sample_every=10), log=lines.append)
+    run.train(10)
+    assert [line for line in lines if "input pipeline cannot be checkpointed" in line]
+    resumed = trainer(tmp_path)
+    assert resumed.restore() == 10
+    assert any("holds no iterator state" in line for line in resumed.lines)

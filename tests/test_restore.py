@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from trainers import restore
-from zoo.registry import UsageError
+from zoo.registry import DataError, UsageError
 from test_train import TINY, run_train
 
 
@@ -39,4 +39,18 @@ def test_model_dir_without_checkpoint(tmp_path):
     for path in (tmp_path / "checkpoints").iterdir():
         path.unlink()
     with pytest.raises(UsageError, match="holds no checkpoint"):
+        restore.load(str(tmp_path))
+
+
+def test_unreadable_latest_checkpoint_falls_back_and_none_readable_is_an_error(tmp_path, capsys):
+    # TINY trains 2 steps with a checkpoint every 2; 4 steps leave ckpt-2 and ckpt-4.
+    assert run_train("--model=gan", "--dataset=ring", f"--model_dir={tmp_path}", *TINY, "--train_steps=4")[0] == 0
+    latest = tmp_path / "checkpoints" / "ckpt-4.index"
+    latest.write_bytes(b"garbage")
+    trained = restore.load(str(tmp_path))
+    assert trained.step == 2 and trained.checkpoint.endswith("ckpt-2")
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "ckpt-4 cannot be read" in warning[0] and warning[0].endswith("ckpt-2")
+    (tmp_path / "checkpoints" / "ckpt-2.index").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"no checkpoint in .*checkpoints can be read .*ckpt-2"):
         restore.load(str(tmp_path))

@@ -70,6 +70,17 @@ EMA_DECAY = flags.DEFINE_float(
 SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the data order and the model's random streams.")
 JIT_COMPILE = flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
+DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", False, "Deterministic ops and weight initialisation from --seed: the same command gives "
+    "bit-identical weights, also when killed and resumed (slower; see README).",
+)
+NAN_POLICY = flags.DEFINE_enum(
+    "nan_policy", "stop", ["stop", "rollback"], "On a non-finite loss: stop with an error, or reload the last "
+    "checkpoint and skip past the batches that led to it (at most --max_rollbacks times).",
+)
+MAX_ROLLBACKS = flags.DEFINE_integer(
+    "max_rollbacks", 3, "Rollbacks allowed by --nan_policy=rollback before the run stops.", lower_bound=0
+)
 VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 
 # -- export and sampling ---------------------------------------------------------------------

@@ -8,12 +8,14 @@ everything around the step:
   per call, not once per step (with `jit_compile`, each step inside it is compiled by XLA);
 - the distribution strategy (the default one unless given);
 - a `tf.train.CheckpointManager` that saves every `checkpoint_every` steps and at the end, keeps
-  the last `keep_checkpoints`, and resumes from the latest checkpoint in `model_dir`;
+  the last `keep_checkpoints`, and resumes from the newest readable checkpoint in `model_dir`
+  (the step, the model, its optimizers and random streams, the EMA and the input iterator);
 - an exponential moving average of the sampling network's weights, used for pictures;
 - TensorBoard scalars and images, PNG pictures every `sample_every` steps from fixed noise (a
   fixed seed, so pictures are comparable over time), and a progress line;
 - a stop with `TrainingError` when a metric becomes non-finite, before anything is saved, so the
-  last good checkpoint stays the latest; and a save-and-stop on SIGTERM.
+  last good checkpoint stays the latest, or (`nan_policy="rollback"`) a return to that checkpoint
+  past the failing batches; and a save-and-stop on SIGTERM within one step.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ import tensorflow as tf
 from zoo.registry import TrainingError
 
 CHECKPOINT_FOLDER = "checkpoints"
+# Parts of a checkpoint that it may lack: checkpoints of pipelines that cannot be saved, or of
+# runs without augmentation layers, or written before they were saved.
+OPTIONAL_PARTS = ("iterator", "augmentation")
 
 
 @dataclasses.dataclass
@@ -48,6 +53,8 @@ class TrainerConfig:
     picture_seed: int = 1234
     ema_decay: float = 0.0
     jit_compile: bool = False
+    nan_policy: str = "stop"
+    max_rollbacks: int = 3
 
 
 class ExponentialMovingAverage:
@@ -140,6 +147,9 @@ class Trainer:
             checkpoint, self.ema = checkpoint_of(model, self.config.ema_decay)
         self.step = checkpoint.step
         self.iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        # The input iterator is part of the run: a resumed run continues with the next batch
+        # (its shuffle buffer included) instead of starting the data over.
+        checkpoint.iterator = self.iterator
         self.checkpoints = tf.train.CheckpointManager(
             checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), max_to_keep=self.config.keep_checkpoints
         )
@@ -149,17 +159,25 @@ class Trainer:
         if self.config.jit_compile:
             self._step = tf.function(self._replica_step, jit_compile=True)
         self._train = tf.function(self._steps)
+        self._skip = tf.function(self._skip_batches)
         self._writer = tf.summary.create_file_writer(model_dir)
-        self._stop_requested = False
+        # Set from another thread on SIGTERM; the compiled loop checks it before every step.
+        self._stop = tf.Variable(False, trainable=False, name="stop_requested")
+        self._rollbacks = 0
         self.last_picture: str | None = None
 
     # -- the compiled part --------------------------------------------------------------------
 
     def _steps(self, iterator, num_steps):
-        """Runs `num_steps` steps; returns each metric's mean over them."""
+        """Runs up to `num_steps` steps, fewer when a stop is requested (SIGTERM) meanwhile.
+
+        Returns the number of steps run and each metric's mean over them; the step counter
+        advances by the steps run, so a save after a stop names the exact step reached.
+        """
 
         def one_step():
             per_replica = self.strategy.run(self._step, args=(next(iterator),))
+            self.step.assign_add(1)
             return {
                 name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
                 for name, value in per_replica.items()
@@ -167,11 +185,17 @@ class Trainer:
 
         # The first step runs outside the loop so that the sums start with the metrics' names.
         sums = one_step()
-        for _ in tf.range(num_steps - 1):
+        done = tf.constant(1)
+        while done < num_steps and not self._stop:
             metrics = one_step()
             sums = {name: sums[name] + metrics[name] for name in sums}
-        self.step.assign_add(tf.cast(num_steps, tf.int64))
-        return {name: total / tf.cast(num_steps, total.dtype) for name, total in sums.items()}
+            done += 1
+        return done, {name: total / tf.cast(done, total.dtype) for name, total in sums.items()}
+
+    def _skip_batches(self, iterator, num_batches):
+        """Draws `num_batches` batches from `iterator` and drops them."""
+        for _ in tf.range(num_batches):
+            next(iterator)
 
     def _replica_step(self, batch):
         metrics = self.model.train_step(batch)
@@ -182,16 +206,50 @@ class Trainer:
     # -- the host part ------------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Restores the latest checkpoint in `model_dir`, if any; returns the step reached."""
-        latest = self.checkpoints.latest_checkpoint
-        if latest:
-            self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
-            self.log(f"resumed from {latest} at step {int(self.step.numpy())}")
+        """Restores the newest readable checkpoint in `model_dir`, if any; returns the step reached.
+
+        An unreadable newest checkpoint (truncated, garbage) is skipped with a warning naming it
+        and the one used instead; when none can be read, TrainingError: the run never starts
+        over silently on top of checkpoints it could not read.
+        """
+        candidates = list(reversed(self.checkpoints.checkpoints))
+        for index, path in enumerate(candidates):
+            try:
+                self._restore_from(path)
+            except (tf.errors.OpError, OSError, ValueError, IndexError, AssertionError) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                following = candidates[index + 1] if index + 1 < len(candidates) else None
+                if following is None:
+                    raise TrainingError(
+                        f"no checkpoint in {self.checkpoints.directory} can be read (the oldest, {path}: {reason}); "
+                        "move the folder away to start over"
+                    ) from None
+                self.log(f"warning: checkpoint {path} cannot be read ({reason}); resuming from {following}")
+                continue
+            self.log(f"resumed from {path} at step {int(self.step.numpy())}")
+            break
         return int(self.step.numpy())
+
+    def _restore_from(self, path: str) -> None:
+        """Restores checkpoint `path`, all of it but the optional parts it lacks (with a warning)."""
+        checkpoint = self.checkpoints.checkpoint
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+        missing = {part: getattr(checkpoint, part) for part in OPTIONAL_PARTS
+                   if hasattr(checkpoint, part) and part not in saved}
+        for part in missing:
+            delattr(checkpoint, part)
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        finally:
+            for part, value in missing.items():
+                setattr(checkpoint, part, value)
+        if missing:
+            self.log(f"warning: {path} holds no {' or '.join(missing)} state; the data order starts over")
 
     def train(self, train_steps: int) -> dict[str, float]:
         """Trains until step `train_steps`; returns the last metrics (empty if nothing ran)."""
         step = self.restore()
+        self._stop.assign(False)
         if step >= train_steps:
             self.log(f"already at step {step} >= --train_steps={train_steps}; nothing to train")
             self.draw(step)
@@ -201,9 +259,12 @@ class Trainer:
         with self._sigterm_saves():
             while step < train_steps:
                 num_steps = self._steps_until_event(step, train_steps)
-                metrics = {k: float(v) for k, v in self._train(self.iterator, tf.constant(num_steps)).items()}
-                step += num_steps
-                self._check_finite(metrics, step - num_steps, step)
+                done, values = self._train(self.iterator, tf.constant(num_steps))
+                metrics = {k: float(v) for k, v in values.items()}
+                first, step = step, step + int(done)
+                if not self._finite(metrics, first, step):
+                    step = self._roll_back(first, step)
+                    continue
                 if step % self.config.log_every == 0 or step == train_steps:
                     now = time.perf_counter()
                     rate = (step - last_step) / max(now - last_time, 1e-9)
@@ -211,16 +272,43 @@ class Trainer:
                     last_time, last_step = now, step
                 if step % self.config.sample_every == 0 or step == train_steps:
                     self.draw(step)
-                if step % self.config.checkpoint_every == 0 or step == train_steps:
-                    self.checkpoints.save(checkpoint_number=step)
-                if self._stop_requested:
-                    self.checkpoints.save(checkpoint_number=step)
+                if bool(self._stop.numpy()):
+                    self.save(step)
                     self.log(f"stopped by SIGTERM at step {step}; checkpoint saved, rerun to resume")
                     break
+                if step % self.config.checkpoint_every == 0 or step == train_steps:
+                    self.save(step)
         self._writer.flush()
         elapsed = time.perf_counter() - started
         self.log(f"trained to step {step} in {elapsed:.1f}s")
         return metrics
+
+    def save(self, step: int) -> None:
+        """Saves a checkpoint at `step`; a failing write (disk full, permissions) is a TrainingError.
+
+        `tf.train.CheckpointManager` writes the data and index files first and the `checkpoint`
+        state file last, so a failed or interrupted save leaves the earlier checkpoints, and the
+        state naming them, as they were.
+        """
+        try:
+            try:
+                self.checkpoints.save(checkpoint_number=step)
+            except tf.errors.OpError as error:
+                if "SerializeIterator" not in str(error) or not hasattr(self.checkpoints.checkpoint, "iterator"):
+                    raise
+                # A pipeline that cannot be saved (e.g. from a Python generator): save the rest.
+                del self.checkpoints.checkpoint.iterator
+                reason = str(error).strip().splitlines()[0]
+                self.log(f"warning: the input pipeline cannot be checkpointed ({reason}); a resumed run "
+                         "starts the data order over")
+                self.checkpoints.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            earlier = self.checkpoints.latest_checkpoint or "none"
+            raise TrainingError(
+                f"saving the checkpoint of step {step} in {self.checkpoints.directory} failed ({reason}); "
+                f"earlier checkpoints are intact (latest: {earlier}); free space or fix permissions and rerun"
+            ) from None
 
     def _steps_until_event(self, step: int, train_steps: int) -> int:
         """Steps to run in the next call: at most `steps_per_call`, ending on any event step."""
@@ -228,14 +316,47 @@ class Trainer:
         next_event = min(train_steps, *(step - step % n + n for n in intervals))
         return max(1, min(self.config.steps_per_call, next_event - step))
 
-    def _check_finite(self, metrics, first, last):
+    def _finite(self, metrics, first, last) -> bool:
+        """Whether every metric is finite; with `nan_policy="stop"` a non-finite one is a TrainingError."""
         for name, value in metrics.items():
-            if not math.isfinite(value):
-                latest = self.checkpoints.latest_checkpoint or "none yet"
-                raise TrainingError(
-                    f"{name} became {value} between steps {first} and {last}; stopped without saving "
-                    f"(last good checkpoint: {latest}); try a lower learning rate or another --loss"
-                )
+            if math.isfinite(value):
+                continue
+            latest = self.checkpoints.latest_checkpoint or "none yet"
+            if self.config.nan_policy == "rollback":
+                self.log(f"{name} became {value} between steps {first} and {last}")
+                return False
+            raise TrainingError(
+                f"{name} became {value} between steps {first} and {last}; stopped without saving "
+                f"(last good checkpoint: {latest}); try a lower learning rate, another --loss "
+                "or --nan_policy=rollback"
+            )
+        return True
+
+    def _roll_back(self, first: int, last: int) -> int:
+        """Reloads the last good checkpoint and moves past the batches and noise that failed.
+
+        The iterator skips the batches drawn since that checkpoint and every random stream is
+        re-seeded with the rollback count, so the retried steps see other data and other noise.
+        Returns the step restored; TrainingError after `max_rollbacks` rollbacks or when there
+        is no checkpoint to go back to.
+        """
+        latest = self.checkpoints.latest_checkpoint
+        self._rollbacks += 1
+        if latest is None or self._rollbacks > self.config.max_rollbacks:
+            why = "no checkpoint to roll back to" if latest is None else f"{self.config.max_rollbacks} rollbacks done"
+            raise TrainingError(
+                f"training became non-finite between steps {first} and {last} and {why} "
+                f"(--max_rollbacks={self.config.max_rollbacks}); try a lower learning rate or another --loss"
+            )
+        step = self.restore()
+        self._skip(self.iterator, tf.constant(last - step, tf.int64))
+        for state in self.model.random_state():
+            state.assign_add(tf.constant([self._rollbacks, 0], state.dtype) * 1_000_003)
+        self.log(
+            f"rolled back to step {step} ({self._rollbacks}/{self.config.max_rollbacks}); "
+            f"skipped the {last - step} batches up to step {last} and re-seeded the random streams"
+        )
+        return step
 
     def _log_progress(self, step, train_steps, metrics, rate):
         remaining = (train_steps - step) / rate if rate > 0 else float("inf")
@@ -293,16 +414,39 @@ class Trainer:
 
     @contextlib.contextmanager
     def _sigterm_saves(self):
-        """On SIGTERM, finish the current call, save and stop (signals only reach the main thread)."""
+        """On SIGTERM, stop after the step running, save and end.
+
+        A Python signal handler runs only between bytecodes, that is after the whole compiled
+        call of `steps_per_call` steps. So the handler's wake-up byte goes to a pipe that a
+        thread watches; the thread sets the stop variable that the compiled loop checks before
+        every step. Signals only reach the main thread: elsewhere nothing is installed.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+
+        def watch():
+            while True:
+                received = os.read(read_end, 64)
+                if not received:  # the write end closed: training is over
+                    return
+                if signal.SIGTERM in received:
+                    self._stop.assign(True)
 
         def request_stop(signum, frame):
-            self._stop_requested = True
+            self._stop.assign(True)
 
+        watcher = threading.Thread(target=watch, name="sigterm-watcher", daemon=True)
+        watcher.start()
+        previous_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         previous = signal.signal(signal.SIGTERM, request_stop)
         try:
             yield
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.set_wakeup_fd(previous_wakeup)
+            os.close(write_end)
+            watcher.join(timeout=5)
+            os.close(read_end)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 import tensorflow as tf
 
@@ -12,7 +13,7 @@ import zoo
 from datasets import pipeline
 from datasets.sources import DataSpec
 from trainers.loop import CHECKPOINT_FOLDER, checkpoint_of
-from zoo.registry import UsageError
+from zoo.registry import DataError, UsageError
 
 CONFIG_FILE = "config.json"
 
@@ -48,15 +49,31 @@ def read_record(model_dir: str) -> dict:
 
 
 def load(model_dir: str, use_average: bool = True) -> TrainedModel:
-    """Rebuilds the model of `model_dir` from its latest checkpoint.
+    """Rebuilds the model of `model_dir` from its newest readable checkpoint (a warning names any
+    unreadable newer one skipped).
 
     With `use_average`, the sampling network takes the moving-average (EMA) weights when the run
     kept them.
     """
     record = read_record(model_dir)
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_FOLDER))
-    if latest is None:
+    folder = os.path.join(model_dir, CHECKPOINT_FOLDER)
+    state = tf.train.get_checkpoint_state(folder)
+    if state is None or not state.model_checkpoint_path:
         raise UsageError(f"--model_dir={model_dir} holds no checkpoint yet; train first")
+    candidates = list(reversed(state.all_model_checkpoint_paths)) or [state.model_checkpoint_path]
+    for index, latest in enumerate(candidates):
+        try:
+            return _load(model_dir, record, latest, use_average)
+        except (tf.errors.OpError, OSError, ValueError, IndexError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if index + 1 == len(candidates):
+                raise DataError(f"no checkpoint in {folder} can be read (the oldest, {latest}: {reason})") from None
+            print(f"warning: checkpoint {latest} cannot be read ({reason}); using {candidates[index + 1]}",
+                  file=sys.stderr)
+
+
+def _load(model_dir: str, record: dict, latest: str, use_average: bool) -> TrainedModel:
+    """The model of `record` with the weights of checkpoint `latest`."""
     model = zoo.get(record["model"]).from_config(record["config"])
     spec_fields = dict(record["data_spec"])
     for key in ("shape", "value_range", "loc", "scale", "class_names", "factor_names", "splits"):

@@ -16,6 +16,9 @@ import os
 from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
 
 
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 import zoo  # noqa: E402
 from datasets import augment, pipeline, sources  # noqa: E402
 from trainers import pictures  # noqa: E402
@@ -39,6 +42,8 @@ def main(argv):
         raise UsageError(f"--conditional needs a labelled dataset; {F.DATASET.value!r} has no labels (y)")
     model_dir = F.MODEL_DIR.value
     cli.check_writable_dir(model_dir, "--model_dir")
+    if F.DETERMINISTIC.value:
+        make_deterministic(F.SEED.value)
 
     table = {"table_blocks": spec.table_blocks} if (
         spec.table is not None and "table_blocks" in model_class.arguments()) else {}
@@ -75,6 +80,8 @@ def main(argv):
         num_pictured=64 if spec.is_image else 1000,
         ema_decay=F.EMA_DECAY.value,
         jit_compile=F.JIT_COMPILE.value,
+        nan_policy=F.NAN_POLICY.value,
+        max_rollbacks=F.MAX_ROLLBACKS.value,
     )
     write_record(model_dir, record)
     trainer = Trainer(
@@ -82,6 +89,11 @@ def main(argv):
         picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
         picture_examples={**examples, "x": scale.encode(examples["x"])},
     )
+    if augmentation is not None:
+        # The augmentation layers draw from seed states that live outside the input iterator.
+        trainer.checkpoints.checkpoint.augmentation = [
+            v for v in augmentation.variables if v.path.endswith("seed_generator_state")
+        ]
     trainer.train(F.TRAIN_STEPS.value)
     print(f"model_dir: {model_dir}")
     print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
@@ -97,6 +109,16 @@ def check_eval_split(spec) -> None:
     if F.EVAL_SPLIT.present and split.partition("[")[0] not in spec.splits:
         accepted = ", ".join(spec.splits) or "none: the dataset is one split"
         raise UsageError(f"--eval_split={split}: dataset {F.DATASET.value!r} has no such split; accepted: {accepted}")
+
+
+def make_deterministic(seed: int) -> None:
+    """Same command, same bits: deterministic kernels and weight initialisation from `seed`.
+
+    The data order, augmentation and the models' noise are seeded from `--seed` in any case; the
+    checkpoint keeps their state and the iterator's, so a resumed run continues them exactly.
+    """
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def evaluate_heldout(trainer, spec, scale) -> None:

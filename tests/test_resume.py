@@ -1,0 +1,113 @@
+"""Runs killed and resumed through the real train command, in subprocesses.
+
+These tests start TensorFlow four times each (several seconds per start on 2 shared CPU cores), so
+each takes about a minute: the price of killing a real process.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GAN = ["--model=gan", "--dataset=ring", "--batch_size=16", "--latent_dim=4", "--width=8", "--depth=1",
+       "--shuffle_buffer=64", "--sample_every=1000", "--ema_decay=0.9"]
+
+
+def command(model_dir, *flags):
+    return [sys.executable, "-m", "trainers.train", f"--model_dir={model_dir}", *flags]
+
+
+def environment():
+    environ = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+
+
+def run_until(argv, pattern):
+    """Starts `argv`, waits for a stdout line matching `pattern` and kills the process with SIGKILL."""
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=environment())
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if re.match(pattern, line):
+            process.kill()
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "".join(lines)
+    return lines
+
+
+def final_variables(model_dir):
+    """The latest checkpoint in `model_dir` and every value it holds but the save counter.
+
+    The iterator's state is an opaque variant tensor that the reader cannot convert; it is
+    listed as None (identical weights after the resumed steps show that the batches were too).
+    """
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    dtypes = reader.get_variable_to_dtype_map()
+    return path, {name: None if dtype == tf.variant else reader.get_tensor(name)
+                  for name, dtype in dtypes.items() if not name.startswith("save_counter")}
+
+
+DCGAN = ["--model=dcgan", "--dataset=shapes", "--batch_size=8", "--latent_dim=4", "--width=8",
+         "--shuffle_buffer=64", "--sample_every=1000", "--diffaugment=color,translation"]
+
+
+@pytest.mark.parametrize("model", [GAN, DCGAN], ids=["gan_ring", "dcgan_shapes_diffaugment"])
+def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, model):
+    flags = [*model, "--deterministic", "--train_steps=40", "--steps_per_call=5", "--log_every=5",
+             "--checkpoint_every=10", "--keep_checkpoints=5"]
+    whole = tmp_path / "whole"
+    subprocess.run(command(whole, *flags), cwd=ROOT, check=True, capture_output=True, env=environment())
+    resumed = tmp_path / "resumed"
+    # Killed mid-way between checkpoints (step 15: resumes at 10 and redoes 10-15), then right
+    # after a checkpoint step's progress line (step 30), then run to the end.
+    run_until(command(resumed, *flags), r"step 15/40")
+    lines = run_until(command(resumed, *flags), r"step 30/40")
+    assert any(line.startswith("resumed from") and line.rstrip().endswith("at step 10") for line in lines)
+    finished = subprocess.run(command(resumed, *flags), cwd=ROOT, check=True, capture_output=True, text=True,
+                              env=environment())
+    assert "resumed from" in finished.stdout
+    whole_path, expected = final_variables(whole)
+    resumed_path, actual = final_variables(resumed)
+    assert os.path.basename(whole_path) == os.path.basename(resumed_path) == "ckpt-40"
+    different = [name for name in expected if expected[name] is not None
+                 and not np.array_equal(expected[name], actual.get(name))]
+    assert not different, different
+    assert sorted(actual) == sorted(expected)
+    assert any("iterator" in name for name in actual) and any("optimizer" in name for name in actual)
+    assert any("random_state" in name for name in actual)
+    assert any(name.startswith("ema/") for name in actual) == ("--ema_decay=0.9" in model)
+
+
+def test_sigterm_in_a_long_call_saves_the_step_reached_and_resumes(tmp_path):
+    flags = [*GAN, "--steps_per_call=100000", "--log_every=100000", "--checkpoint_every=100000"]
+    model_dir = tmp_path / "run"
+    subprocess.run(command(model_dir, *flags, "--train_steps=10"), cwd=ROOT, check=True, capture_output=True,
+                   env=environment())
+    process = subprocess.Popen(command(model_dir, *flags, "--train_steps=100000"), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=environment())
+    for line in process.stdout:
+        if line.startswith("resumed from"):
+            break
+    time.sleep(5)  # tracing, then training steps inside the one long call
+    signalled = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    latency = time.perf_counter() - signalled
+    assert process.returncode == 0, output
+    step = int(re.search(r"stopped by SIGTERM at step (\d+)", output).group(1))
+    assert 10 < step < 100000
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(f"ckpt-{step}")
+    print(f"SIGTERM at step ~{step}: exited {latency:.2f}s after the signal")
+    again = subprocess.run(command(model_dir, *flags, f"--train_steps={step + 5}"), cwd=ROOT, check=True,
+                           capture_output=True, text=True, env=environment())
+    assert f"at step {step}" in again.stdout and f"trained to step {step + 5}" in again.stdout
