@@ -37,7 +37,9 @@ MODEL_DIR = flags.DEFINE_string(
 
 # -- the loop ---------------------------------------------------------------------------------
 TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10000, "Train until this step.", lower_bound=1)
-BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Examples per step.", lower_bound=1)
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 64, "Examples per step, over all replicas (a multiple of their number).", lower_bound=1
+)
 STEPS_PER_CALL = flags.DEFINE_integer(
     "steps_per_call", 100, "Training steps run inside one compiled call.", lower_bound=1
 )
@@ -53,6 +55,16 @@ EMA_DECAY = flags.DEFINE_float(
 SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the data order and the model's random streams.")
 JIT_COMPILE = flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
+STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+    "Where to train: one device (default), all local devices (mirrored), several machines with the "
+    "cluster in TF_CONFIG (multi_worker), or a TPU (tpu). --batch_size is the global batch.",
+)
+TPU = flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu (empty: the local one).")
+PRECISION = flags.DEFINE_enum(
+    "precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+    "Compute dtype of the layers (variables and final layers stay float32; float16 adds loss scaling).",
+)
 VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 
 # -- export and sampling ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from trainers import distribute
 from zoo.registry import TrainingError
 
 CHECKPOINT_FOLDER = "checkpoints"
@@ -105,21 +106,24 @@ class Trainer:
 
     Args:
       model: a `zoo.base.GenerativeModel`, built inside `strategy.scope()`.
-      dataset: an endless `tf.data.Dataset` of batches.
+      dataset: an endless `tf.data.Dataset` of batches, distributed as it is; or a function
+        `dataset_fn(input_context)` building each worker's dataset of per-replica batches (see
+        `trainers.distribute.input_fn` and `worker_iterator`).
       model_dir: where checkpoints, TensorBoard events and pictures go.
       config: a `TrainerConfig`.
       picture: `picture(samples, path, columns)` draws model samples (a NumPy array in the
         model's range) into a PNG at `path`; None draws nothing.
       picture_examples: a fixed batch of real examples in the model's range, for pictures that
         show real data beside the model's (reconstructions).
-      strategy: a `tf.distribute.Strategy`; the default strategy when None.
+      strategy: a `tf.distribute.Strategy`; the default strategy when None. Only its chief
+        (`trainers.distribute.is_chief`) writes checkpoints, summaries and pictures.
       log: where progress lines go.
     """
 
     def __init__(
         self,
         model,
-        dataset: tf.data.Dataset,
+        dataset: tf.data.Dataset | Callable[[tf.distribute.InputContext], tf.data.Dataset],
         model_dir: str,
         config: TrainerConfig | None = None,
         *,
@@ -139,9 +143,10 @@ class Trainer:
             model.build_optimizers()
             checkpoint, self.ema = checkpoint_of(model, self.config.ema_decay)
         self.step = checkpoint.step
-        self.iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        self.checkpoints = tf.train.CheckpointManager(
-            checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), max_to_keep=self.config.keep_checkpoints
+        self.is_chief = distribute.is_chief(self.strategy)
+        self.iterator, self._share = distribute.worker_iterator(self.strategy, dataset)
+        self.checkpoints = distribute.checkpoint_manager(
+            self.strategy, checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), self.config.keep_checkpoints
         )
         # XLA compiles the step itself; the loop around it pulls batches from the iterator,
         # which XLA cannot compile.
@@ -149,7 +154,7 @@ class Trainer:
         if self.config.jit_compile:
             self._step = tf.function(self._replica_step, jit_compile=True)
         self._train = tf.function(self._steps)
-        self._writer = tf.summary.create_file_writer(model_dir)
+        self._writer = tf.summary.create_file_writer(model_dir) if self.is_chief else tf.summary.create_noop_writer()
         self._stop_requested = False
         self.last_picture: str | None = None
 
@@ -174,6 +179,8 @@ class Trainer:
         return {name: total / tf.cast(num_steps, total.dtype) for name, total in sums.items()}
 
     def _replica_step(self, batch):
+        if self._share is not None:
+            batch = self._share(batch)
         metrics = self.model.train_step(batch)
         if self.ema is not None:
             self.ema.update()
@@ -255,7 +262,7 @@ class Trainer:
         Returns the path of the main sample picture; the others (interpolations, reconstructions,
         codes) go beside it as `<name>_step_NNNNNNN.png`.
         """
-        if self.picture is None:
+        if self.picture is None or not self.is_chief:
             return None
         with self.ema.swapped() if self.ema else contextlib.nullcontext():
             batches = self.model.pictures(self.config.num_pictured, self.config.picture_seed, self.picture_examples)

@@ -18,7 +18,7 @@ from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-
 
 import zoo  # noqa: E402
 from datasets import augment, pipeline, sources  # noqa: E402
-from trainers import pictures  # noqa: E402
+from trainers import distribute, pictures  # noqa: E402
 from trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig  # noqa: E402
 from trainers.restore import CONFIG_FILE  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402
@@ -28,6 +28,9 @@ HELDOUT_FILE = "heldout.json"
 
 def main(argv):
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
+    # Multi-worker strategies must exist before TensorFlow runs anything else.
+    strategy = distribute.strategy_for(F.STRATEGY.value, F.TPU.value)
+    distribute.per_replica_batch(strategy, F.BATCH_SIZE.value)
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
     model_class.check_data(spec.shape, spec.num_classes)
@@ -39,12 +42,13 @@ def main(argv):
     model_dir = F.MODEL_DIR.value
     cli.check_writable_dir(model_dir, "--model_dir")
 
-    model = model_class(
-        data_shape=spec.shape,
-        bounded=spec.value_range is not None,
-        num_classes=spec.num_classes,
-        **F.model_arguments(model_class),
-    )
+    with distribute.precision(F.PRECISION.value), strategy.scope():
+        model = model_class(
+            data_shape=spec.shape,
+            bounded=spec.value_range is not None,
+            num_classes=spec.num_classes,
+            **F.model_arguments(model_class),
+        )
     record = {
         "model": F.MODEL.value,
         "config": json.loads(json.dumps(model.get_config())),
@@ -57,9 +61,12 @@ def main(argv):
     check_same_run(model_dir, record)
 
     scale = pipeline.scaling(spec, model.data_range)
-    batches = pipeline.training_dataset(
-        dataset, spec, batch_size=F.BATCH_SIZE.value, scale=scale, seed=F.SEED.value,
-        shuffle_buffer=F.SHUFFLE_BUFFER.value, augmentation=augmentation,
+    batches = distribute.input_fn(
+        lambda shard, batch_size: pipeline.training_dataset(
+            dataset, spec, batch_size=batch_size, scale=scale, seed=F.SEED.value,
+            shuffle_buffer=F.SHUFFLE_BUFFER.value, augmentation=augmentation, shard=shard,
+        ),
+        F.BATCH_SIZE.value,
     )
     examples = pipeline.take_examples(dataset, 32 if spec.is_image else 2000)
     config = TrainerConfig(
@@ -72,9 +79,10 @@ def main(argv):
         ema_decay=F.EMA_DECAY.value,
         jit_compile=F.JIT_COMPILE.value,
     )
-    write_record(model_dir, record)
+    if distribute.is_chief(strategy):
+        write_record(model_dir, record)
     trainer = Trainer(
-        model, batches, model_dir, config,
+        model, batches, model_dir, config, strategy=strategy,
         picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
         picture_examples={**examples, "x": scale.encode(examples["x"])},
     )
@@ -83,7 +91,8 @@ def main(argv):
     print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
     print(f"  samples:     {trainer.last_picture}")
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
-    evaluate_heldout(trainer, spec, scale)
+    if trainer.is_chief:
+        evaluate_heldout(trainer, spec, scale)
 
 
 def evaluate_heldout(trainer, spec, scale) -> None:
