@@ -2,9 +2,11 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from trainers import distribute
@@ -61,3 +63,56 @@ def test_one_process_is_the_chief():
 
     assert distribute.is_chief(tf.distribute.get_strategy())
     assert distribute.worker_index(tf.distribute.get_strategy()) == 0
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("localhost", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
+
+
+# Tiny gan on `ring` without shuffling: the two workers' shards (examples 0, 2, 4, ... and
+# 1, 3, 5, ...) in per-replica batches of 4 make up, step by step, the same 8 examples as one
+# process's batch of 8, in another order that an unconditional MLP GAN's losses (means over the
+# batch, no batch norm) do not depend on; the noise is the same rows (zoo.streams).
+WORKER_FLAGS = ["--model=gan", "--dataset=ring", "--width=8", "--depth=1", "--latent_dim=4", "--batch_size=8",
+                "--shuffle_buffer=1", "--train_steps=3", "--steps_per_call=1", "--log_every=1",
+                "--sample_every=3", "--checkpoint_every=3", "--eval_split=none"]
+
+
+@pytest.mark.slow  # 45-70 s on two shared cores: three TensorFlow processes, two talking over gRPC
+def test_two_workers_on_localhost_agree_with_one_process(tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        env = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "WEIGHTS_FILE": str(tmp_path / f"worker{index}.npz")}
+        argv = [os.path.join(ROOT, "tests", "worker_train.py"), *WORKER_FLAGS, "--strategy=multi_worker",
+                f"--model_dir={tmp_path / f'worker{index}'}"]
+        workers.append(subprocess.Popen([sys.executable, *argv], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT,
+                                         **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    single = python(os.path.join(ROOT, "tests", "worker_train.py"), *WORKER_FLAGS, "--strategy=default",
+                    f"--model_dir={tmp_path / 'single'}", env={"WEIGHTS_FILE": str(tmp_path / "single.npz")})
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    def weights(name):
+        with np.load(tmp_path / f"{name}.npz") as file:
+            return [file[key] for key in sorted(file.files, key=lambda key: int(key.split("_")[1]))]
+
+    chief, other, reference = weights("worker0"), weights("worker1"), weights("single")
+    assert all(np.array_equal(a, b) for a, b in zip(chief, other))  # all-reduced: bit-identical
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(chief, reference)) < TOLERANCE
+    # The chief wrote its run; the other worker nothing at all (its collective saves went to a
+    # temporary folder it deleted).
+    assert os.path.exists(tmp_path / "worker0" / "checkpoints" / "ckpt-3.index")
+    assert os.path.exists(tmp_path / "worker0" / "samples" / "step_0000003.png")
+    written = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path / "worker1") for name in names]
+    assert written == []

@@ -141,11 +141,10 @@ def worker_iterator(strategy: tf.distribute.Strategy, dataset):
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return iter(strategy.distribute_datasets_from_function(dataset)), None
     replicas = strategy.num_replicas_in_sync
-    local = len(strategy.extended.worker_devices)
-    context = tf.distribute.InputContext(replicas // local, worker_index(strategy), replicas)
-    batches = dataset(context)
     if replicas == 1:
-        return iter(batches), None
+        return iter(dataset(tf.distribute.InputContext())), None
+    local = len(strategy.extended.worker_devices)
+    batches = dataset(tf.distribute.InputContext(replicas // local, worker_index(strategy), replicas))
     first = worker_index(strategy) * local
 
     def share(group):
