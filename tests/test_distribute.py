@@ -116,3 +116,51 @@ def test_two_workers_on_localhost_agree_with_one_process(tmp_path):
     assert os.path.exists(tmp_path / "worker0" / "samples" / "step_0000003.png")
     written = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path / "worker1") for name in names]
     assert written == []
+
+
+@pytest.mark.parametrize("name, arguments", [
+    ("dcgan", dict(data_shape=(28, 28, 1), width=4, latent_dim=8)),
+    ("infogan", dict(data_shape=(28, 28, 1), width=4, latent_dim=8, categories=3, continuous_codes=1)),
+    ("vae", dict(data_shape=(28, 28, 1), width=4, latent_dim=3)),
+    ("gan", dict(data_shape=(2,), bounded=False, width=8, depth=1, latent_dim=4, loss="wasserstein_gp")),
+])
+def test_bfloat16_trains_with_float32_variables_and_outputs(name, arguments):
+    import keras
+    import tensorflow as tf
+
+    import zoo
+
+    with distribute.precision("mixed_bfloat16"):
+        model = zoo.get(name)(**arguments)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored, no leak
+    model.build_optimizers()
+    shape = model.data_shape
+    batch = {"x": tf.random.uniform((4, *shape), -1.0, 1.0), "y": tf.zeros((4,), tf.int64)}
+    step = tf.function(model.train_step)
+    for _ in range(3):
+        metrics = step(batch)
+    assert all(np.isfinite(float(value)) for value in metrics.values()), metrics
+    assert model.sample(2, seed=1).dtype == tf.float32
+    assert {variable.dtype for variable in model.variables if "float" in str(variable.dtype)} == {"float32"}
+    compute = {layer.compute_dtype for network in (model.sampling_network,) for layer in network._flatten_layers()}
+    assert "bfloat16" in compute  # the hidden layers do compute in bfloat16
+
+
+def test_float16_scales_the_loss():
+    import keras
+    import tensorflow as tf
+
+    import zoo
+
+    with distribute.precision("mixed_float16"):
+        model = zoo.get("gan")(data_shape=(2,), bounded=False, width=8, depth=1, latent_dim=4)
+    assert isinstance(model.generator_optimizer, keras.optimizers.LossScaleOptimizer)
+    model.build_optimizers()
+    metrics = tf.function(model.train_step)({"x": tf.random.normal((4, 2))})
+    assert all(np.isfinite(float(value)) for value in metrics.values())
+
+
+def test_unknown_precision_is_a_usage_error():
+    with pytest.raises(UsageError, match="--precision='float8' is not one of float32, mixed_bfloat16"):
+        with distribute.precision("float8"):
+            pass
