@@ -1,6 +1,7 @@
 """Run as a script (its own process: the two logical CPUs must be set up before TensorFlow
 starts its devices): trains models two steps on one device and on two mirrored replicas of the
-same global batches, and prints a JSON report that `tests/test_distribute.py` checks."""
+same global batches (with the trainer's moving average), and prints a JSON report that
+`tests/test_distribute.py` checks."""
 
 import json
 import sys
@@ -48,7 +49,7 @@ def build(case, strategy):
 def train(case, strategy, dataset, steps=2):
     model = build(case, strategy)
     with tempfile.TemporaryDirectory() as model_dir:
-        trainer = Trainer(model, dataset, model_dir, TrainerConfig(steps_per_call=1), strategy=strategy,
+        trainer = Trainer(model, dataset, model_dir, TrainerConfig(steps_per_call=1, ema_decay=0.5), strategy=strategy,
                           log=lambda line: None)
         trainer.train(steps)
     return model, trainer
@@ -65,10 +66,11 @@ def main():
             lambda shard, batch: shard(tf.data.Dataset.from_tensor_slices(examples)).repeat().batch(batch),
             GLOBAL_BATCH,
         )
-        single, _ = train(case, one, whole)
+        single, single_trainer = train(case, one, whole)
         replicated, trainer = train(case, mirrored, shared)
         differences = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                       for a, b in zip(single.get_weights(), replicated.get_weights())]
+                       for a, b in zip(single.get_weights() + single_trainer.ema.shadows,
+                                       replicated.get_weights() + trainer.ema.shadows)]
         changes = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                    for a, b in zip(single.get_weights(), build(case, one).get_weights())]
         report[name] = {"max_difference": max(differences), "max_change": max(changes)}

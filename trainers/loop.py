@@ -63,8 +63,13 @@ class ExponentialMovingAverage:
     def __init__(self, variables, decay: float):
         self.variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
         self.decay = decay
-        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
-        self.shadows = [tf.Variable(tf.convert_to_tensor(v), trainable=False, name="ema") for v in self.variables]
+        # Every replica computes the same update from the same (all-reduced) weights; under a
+        # strategy the first replica's is kept.
+        first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates", aggregation=first)
+        self.shadows = [
+            tf.Variable(tf.convert_to_tensor(v), trainable=False, name="ema", aggregation=first) for v in self.variables
+        ]
 
     def update(self):
         updates = tf.cast(self.updates.assign_add(1), tf.float32)
