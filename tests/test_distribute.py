@@ -164,3 +164,27 @@ def test_unknown_precision_is_a_usage_error():
     with pytest.raises(UsageError, match="--precision='float8' is not one of float32, mixed_bfloat16"):
         with distribute.precision("float8"):
             pass
+
+
+@pytest.mark.parametrize("flags, environment, status, named", [
+    (["--strategy=multi_worker"], None, 2, ["TF_CONFIG"]),
+    (["--strategy=multi_worker"], "[1, 2]", 2, ["TF_CONFIG='[1, 2]'", "is not valid"]),
+    (["--strategy=mirorred"], None, 2, ["mirorred", "multi_worker"]),
+    (["--precision=float8"], None, 2, ["float8", "mixed_bfloat16"]),
+])
+def test_bad_distribution_flags_are_one_line(tmp_path, monkeypatch, flags, environment, status, named):
+    from conftest import run_tool
+
+    from trainers import train
+
+    if environment is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", environment)
+    model_dir = tmp_path / "run"
+    code, out, err = run_tool(train.main, "--model=gan", "--dataset=ring", f"--model_dir={model_dir}", *flags)
+    assert code == status, err
+    message = err.strip()
+    assert "\n" not in message and "Traceback" not in message, message
+    assert all(part in message for part in named), message
+    assert not model_dir.exists()
