@@ -6,7 +6,8 @@ everything around the step:
 
 - one `tf.function` running `steps_per_call` steps per call, so the host is consulted once
   per call, not once per step (with `jit_compile`, each step inside it is compiled by XLA);
-- the distribution strategy (the default one unless given);
+- the distribution strategy (the default one unless given), whose chief alone writes, and
+  each worker's iterator over its shard of the data (`trainers.distribute`);
 - a `tf.train.CheckpointManager` that saves every `checkpoint_every` steps and at the end, keeps
   the last `keep_checkpoints`, and resumes from the latest checkpoint in `model_dir`;
 - an exponential moving average of the sampling network's weights, used for pictures;
