@@ -63,14 +63,19 @@ def training_dataset(
     shuffle_buffer: int = 10000,
     keys: tuple[str, ...] = ("x", "y"),
     augmentation=None,
+    shard=None,
 ) -> tf.data.Dataset:
     """An endless stream of batches `{"x": float32 in model range, "y": int64}` for training.
 
     Raw examples are cached before scaling (uint8 images take a quarter of the memory of
     float32); scaling runs once per batch, vectorised, after batching. `augmentation` (a
     `datasets.augment.augmenter`) transforms each batch in data space before it is scaled.
+    `shard(dataset)` keeps this worker's share of the examples, before caching and shuffling
+    (`trainers.distribute.input_fn`); `batch_size` is then the batch of one replica.
     """
     dataset = dataset.map(lambda example: {k: example[k] for k in keys if k in example})
+    if shard is not None:
+        dataset = shard(dataset)
     if not spec.in_memory and _fits_in_cache(spec):
         dataset = dataset.cache()
     buffer = min(shuffle_buffer, spec.num_examples or shuffle_buffer)

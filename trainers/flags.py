@@ -36,7 +36,8 @@ MISSING = flags.DEFINE_enum(
 SPLIT = flags.DEFINE_string("split", "train", "Split of the dataset to train on.")
 EVAL_SPLIT = flags.DEFINE_string(
     "eval_split", "test",
-    "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it.",
+    "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it; "
+    "'none' measures none.",
 )
 AUGMENT = flags.DEFINE_string(
     "augment", None,
@@ -54,7 +55,9 @@ MODEL_DIR = flags.DEFINE_string(
 
 # -- the loop ---------------------------------------------------------------------------------
 TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10000, "Train until this step.", lower_bound=1)
-BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Examples per step.", lower_bound=1)
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 64, "Examples per step, over all replicas (a multiple of their number).", lower_bound=1
+)
 STEPS_PER_CALL = flags.DEFINE_integer(
     "steps_per_call", 100, "Training steps run inside one compiled call.", lower_bound=1
 )
@@ -80,6 +83,16 @@ NAN_POLICY = flags.DEFINE_enum(
 )
 MAX_ROLLBACKS = flags.DEFINE_integer(
     "max_rollbacks", 3, "Rollbacks allowed by --nan_policy=rollback before the run stops.", lower_bound=0
+)
+STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+    "Where to train: one device (default), all local devices (mirrored), several machines with the "
+    "cluster in TF_CONFIG (multi_worker), or a TPU (tpu). --batch_size is the global batch.",
+)
+TPU = flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu (empty: the local one).")
+PRECISION = flags.DEFINE_enum(
+    "precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+    "Compute dtype of the layers (variables and final layers stay float32; float16 adds loss scaling).",
 )
 VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 

@@ -6,7 +6,8 @@ everything around the step:
 
 - one `tf.function` running `steps_per_call` steps per call, so the host is consulted once
   per call, not once per step (with `jit_compile`, each step inside it is compiled by XLA);
-- the distribution strategy (the default one unless given);
+- the distribution strategy (the default one unless given), whose chief alone writes, and
+  each worker's iterator over its shard of the data (`trainers.distribute`);
 - a `tf.train.CheckpointManager` that saves every `checkpoint_every` steps and at the end, keeps
   the last `keep_checkpoints`, and resumes from the newest readable checkpoint in `model_dir`
   (the step, the model, its optimizers and random streams, the EMA and the input iterator);
@@ -32,6 +33,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from trainers import distribute
 from zoo.registry import TrainingError
 
 CHECKPOINT_FOLDER = "checkpoints"
@@ -69,8 +71,13 @@ class ExponentialMovingAverage:
     def __init__(self, variables, decay: float):
         self.variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
         self.decay = decay
-        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
-        self.shadows = [tf.Variable(tf.convert_to_tensor(v), trainable=False, name="ema") for v in self.variables]
+        # Every replica computes the same update from the same (all-reduced) weights; under a
+        # strategy the first replica's is kept.
+        first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates", aggregation=first)
+        self.shadows = [
+            tf.Variable(tf.convert_to_tensor(v), trainable=False, name="ema", aggregation=first) for v in self.variables
+        ]
 
     def update(self):
         updates = tf.cast(self.updates.assign_add(1), tf.float32)
@@ -112,21 +119,24 @@ class Trainer:
 
     Args:
       model: a `zoo.base.GenerativeModel`, built inside `strategy.scope()`.
-      dataset: an endless `tf.data.Dataset` of batches.
+      dataset: an endless `tf.data.Dataset` of batches, distributed as it is; or a function
+        `dataset_fn(input_context)` building each worker's dataset of per-replica batches (see
+        `trainers.distribute.input_fn` and `worker_iterator`).
       model_dir: where checkpoints, TensorBoard events and pictures go.
       config: a `TrainerConfig`.
       picture: `picture(samples, path, columns)` draws model samples (a NumPy array in the
         model's range) into a PNG at `path`; None draws nothing.
       picture_examples: a fixed batch of real examples in the model's range, for pictures that
         show real data beside the model's (reconstructions).
-      strategy: a `tf.distribute.Strategy`; the default strategy when None.
+      strategy: a `tf.distribute.Strategy`; the default strategy when None. Only its chief
+        (`trainers.distribute.is_chief`) writes checkpoints, summaries and pictures.
       log: where progress lines go.
     """
 
     def __init__(
         self,
         model,
-        dataset: tf.data.Dataset,
+        dataset: tf.data.Dataset | Callable[[tf.distribute.InputContext], tf.data.Dataset],
         model_dir: str,
         config: TrainerConfig | None = None,
         *,
@@ -146,12 +156,15 @@ class Trainer:
             model.build_optimizers()
             checkpoint, self.ema = checkpoint_of(model, self.config.ema_decay)
         self.step = checkpoint.step
-        self.iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        self.is_chief = distribute.is_chief(self.strategy)
+        self.iterator, self._share = distribute.worker_iterator(self.strategy, dataset)
         # The input iterator is part of the run: a resumed run continues with the next batch
-        # (its shuffle buffer included) instead of starting the data over.
-        checkpoint.iterator = self.iterator
-        self.checkpoints = tf.train.CheckpointManager(
-            checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), max_to_keep=self.config.keep_checkpoints
+        # (its shuffle buffer included) instead of starting the data over. TensorFlow's
+        # distributed iterators (a TPU's) cannot be saved; those runs resume the data afresh.
+        if isinstance(self.iterator, tf.data.Iterator):
+            checkpoint.iterator = self.iterator
+        self.checkpoints = distribute.checkpoint_manager(
+            self.strategy, checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), self.config.keep_checkpoints
         )
         # XLA compiles the step itself; the loop around it pulls batches from the iterator,
         # which XLA cannot compile.
@@ -160,7 +173,7 @@ class Trainer:
             self._step = tf.function(self._replica_step, jit_compile=True)
         self._train = tf.function(self._steps)
         self._skip = tf.function(self._skip_batches)
-        self._writer = tf.summary.create_file_writer(model_dir)
+        self._writer = tf.summary.create_file_writer(model_dir) if self.is_chief else tf.summary.create_noop_writer()
         # Set from another thread on SIGTERM; the compiled loop checks it before every step.
         self._stop = tf.Variable(False, trainable=False, name="stop_requested")
         self._rollbacks = 0
@@ -198,6 +211,8 @@ class Trainer:
             next(iterator)
 
     def _replica_step(self, batch):
+        if self._share is not None:
+            batch = self._share(batch)
         metrics = self.model.train_step(batch)
         if self.ema is not None:
             self.ema.update()
@@ -376,7 +391,7 @@ class Trainer:
         Returns the path of the main sample picture; the others (interpolations, reconstructions,
         codes) go beside it as `<name>_step_NNNNNNN.png`.
         """
-        if self.picture is None:
+        if self.picture is None or not self.is_chief:
             return None
         with self.ema.swapped() if self.ema else contextlib.nullcontext():
             batches = self.model.pictures(self.config.num_pictured, self.config.picture_seed, self.picture_examples)

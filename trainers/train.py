@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
 from datasets import augment, pipeline, sources  # noqa: E402
-from trainers import pictures  # noqa: E402
+from trainers import distribute, pictures  # noqa: E402
 from trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig  # noqa: E402
 from trainers.restore import CONFIG_FILE  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402
@@ -31,6 +31,9 @@ HELDOUT_FILE = "heldout.json"
 
 def main(argv):
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
+    # Multi-worker strategies must exist before TensorFlow runs anything else.
+    strategy = distribute.strategy_for(F.STRATEGY.value, F.TPU.value)
+    distribute.per_replica_batch(strategy, F.BATCH_SIZE.value)
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=F.table_options())
     model_class.check_data(spec.shape, spec.num_classes)
@@ -47,13 +50,14 @@ def main(argv):
 
     table = {"table_blocks": spec.table_blocks} if (
         spec.table is not None and "table_blocks" in model_class.arguments()) else {}
-    model = model_class(
-        data_shape=spec.shape,
-        bounded=spec.value_range is not None,
-        num_classes=spec.num_classes,
-        **table,
-        **F.model_arguments(model_class),
-    )
+    with distribute.precision(F.PRECISION.value), strategy.scope():
+        model = model_class(
+            data_shape=spec.shape,
+            bounded=spec.value_range is not None,
+            num_classes=spec.num_classes,
+            **table,
+            **F.model_arguments(model_class),
+        )
     record = {
         "model": F.MODEL.value,
         "config": json.loads(json.dumps(model.get_config())),
@@ -66,9 +70,12 @@ def main(argv):
     check_same_run(model_dir, record)
 
     scale = pipeline.scaling(spec, model.data_range)
-    batches = pipeline.training_dataset(
-        dataset, spec, batch_size=F.BATCH_SIZE.value, scale=scale, seed=F.SEED.value,
-        shuffle_buffer=F.SHUFFLE_BUFFER.value, augmentation=augmentation,
+    batches = distribute.input_fn(
+        lambda shard, batch_size: pipeline.training_dataset(
+            dataset, spec, batch_size=batch_size, scale=scale, seed=F.SEED.value,
+            shuffle_buffer=F.SHUFFLE_BUFFER.value, augmentation=augmentation, shard=shard,
+        ),
+        F.BATCH_SIZE.value,
     )
     examples = pipeline.take_examples(dataset, 32 if spec.is_image else 2000)
     config = TrainerConfig(
@@ -83,9 +90,10 @@ def main(argv):
         nan_policy=F.NAN_POLICY.value,
         max_rollbacks=F.MAX_ROLLBACKS.value,
     )
-    write_record(model_dir, record)
+    if distribute.is_chief(strategy):
+        write_record(model_dir, record)
     trainer = Trainer(
-        model, batches, model_dir, config,
+        model, batches, model_dir, config, strategy=strategy,
         picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
         picture_examples={**examples, "x": scale.encode(examples["x"])},
     )
@@ -99,15 +107,16 @@ def main(argv):
     print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
     print(f"  samples:     {trainer.last_picture}")
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
-    evaluate_heldout(trainer, spec, scale)
+    if trainer.is_chief:
+        evaluate_heldout(trainer, spec, scale)
 
 
 def check_eval_split(spec) -> None:
     """UsageError for an `--eval_split` given by the user that the dataset does not have (the
-    default, `test`, is skipped quietly where there is none)."""
+    default, `test`, is skipped quietly where there is none; `none` turns the measurement off)."""
     split = F.EVAL_SPLIT.value
-    if F.EVAL_SPLIT.present and split.partition("[")[0] not in spec.splits:
-        accepted = ", ".join(spec.splits) or "none: the dataset is one split"
+    if F.EVAL_SPLIT.present and split != "none" and split.partition("[")[0] not in spec.splits:
+        accepted = ", ".join([*spec.splits, "none"])
         raise UsageError(f"--eval_split={split}: dataset {F.DATASET.value!r} has no such split; accepted: {accepted}")
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import diffaugment as diffaugment_module
-from zoo import losses, networks
+from zoo import losses, networks, streams
 from zoo.registry import UsageError
 
 INTERPOLATION_ROWS = 8
@@ -230,10 +230,21 @@ class GenerativeModel(keras.Model):
         return [v for v in self.variables if v.path.endswith("seed_generator_state")]
 
     def normal(self, shape, seed=None):
-        """Standard normal noise: from the model's stream, or stateless for an integer seed."""
-        if seed is None:
-            return keras.random.normal(shape, seed=self.seed_generator)
-        return tf.random.stateless_normal(shape, seed=[seed, 0])
+        """Standard normal noise: from the model's stream, or stateless for an integer seed.
+
+        Under a strategy with several replicas, each replica keeps its own block of the rows
+        drawn for the global batch (`zoo.streams`).
+        """
+        if seed is not None:
+            return tf.random.stateless_normal(shape, seed=[seed, 0])
+        return streams.draw(keras.random.normal, shape, self.seed_generator)
+
+    def adam(self, learning_rate, **kwargs):
+        """An Adam optimizer, loss-scaled when layers compute in float16 (`--precision`)."""
+        optimizer = keras.optimizers.Adam(learning_rate, **kwargs)
+        if keras.mixed_precision.global_policy().compute_dtype == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
 
     def get_config(self):
         return {
@@ -243,6 +254,23 @@ class GenerativeModel(keras.Model):
             "conditional": self.conditional,
             "seed": self.seed,
         }
+
+
+def apply_gradients(tape, loss, variables, optimizer):
+    """One update of `variables` from `loss`, the mean over this replica's share of the batch.
+
+    Optimizers sum the gradients of the replicas in sync; dividing each replica's loss by their
+    number makes that sum the gradient of the mean over the global batch, so every model (and
+    every term of its loss) trains as on one device. A `LossScaleOptimizer` (float16) gets the
+    loss scaled by its current scale, which it takes out of the gradients again.
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    scale = tf.constant(1.0 / replicas, loss.dtype)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        scale = scale * tf.cast(optimizer.dynamic_scale, loss.dtype)
+    gradients = tape.gradient(loss, variables, output_gradients=scale)
+    optimizer.apply_gradients(zip(gradients, variables))
 
 
 COUNT_SPEC = tf.TensorSpec(None, tf.int32, name="num_samples")
@@ -333,10 +361,8 @@ class AdversarialModel(GenerativeModel):
         self.loss_functions = losses.GAN_LOSSES[loss]
         self.generator = self._generator()
         self.discriminator = self._discriminator()
-        self.generator_optimizer = keras.optimizers.Adam(
-            self.generator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2
-        )
-        self.discriminator_optimizer = keras.optimizers.Adam(
+        self.generator_optimizer = self.adam(self.generator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2)
+        self.discriminator_optimizer = self.adam(
             self.discriminator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2
         )
 
@@ -455,13 +481,9 @@ class AdversarialModel(GenerativeModel):
                 discriminator_loss += auxiliary
                 generator_loss += auxiliary
                 metrics.update(auxiliary_metrics)
-        self._update(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
-        self._update(tape, generator_loss, self.generator.trainable_variables, self.generator_optimizer)
+        apply_gradients(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
+        apply_gradients(tape, generator_loss, self.generator.trainable_variables, self.generator_optimizer)
         return metrics
-
-    @staticmethod
-    def _update(tape, loss, variables, optimizer):
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     def get_config(self):
         return {

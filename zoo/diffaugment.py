@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from zoo import streams
 from zoo.registry import UsageError
 
 POLICIES = ("color", "translation", "cutout", "scale")
@@ -45,7 +46,7 @@ def diff_augment(images, policies, seed):
 
 
 def _uniform(images, seed, low=0.0, high=1.0):
-    return keras.random.uniform((tf.shape(images)[0], 1, 1, 1), low, high, seed=seed)
+    return streams.draw(keras.random.uniform, (tf.shape(images)[0], 1, 1, 1), seed, low, high)
 
 
 def color(images, seed):
@@ -60,8 +61,8 @@ def translation(images, seed):
     """Shifts each image by whole pixels; what moves in from outside is zero."""
     batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
     shift_y, shift_x = int(height * TRANSLATION_RATIO + 0.5), int(width * TRANSLATION_RATIO + 0.5)
-    offsets_y = keras.random.randint((batch, 1, 1), -shift_y, shift_y + 1, seed=seed)
-    offsets_x = keras.random.randint((batch, 1, 1), -shift_x, shift_x + 1, seed=seed)
+    offsets_y = streams.draw(keras.random.randint, (batch, 1, 1), seed, -shift_y, shift_y + 1)
+    offsets_x = streams.draw(keras.random.randint, (batch, 1, 1), seed, -shift_x, shift_x + 1)
     rows = tf.range(height)[None, :, None] + offsets_y  # (B, H, 1): source row of each output row
     columns = tf.range(width)[None, None, :] + offsets_x  # (B, 1, W)
     inside = (rows >= 0) & (rows < height) & (columns >= 0) & (columns < width)
@@ -75,8 +76,8 @@ def cutout(images, seed):
     """Zeroes a square of half the image's side at a random place in each image."""
     batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
     size_y, size_x = int(height * CUTOUT_RATIO + 0.5), int(width * CUTOUT_RATIO + 0.5)
-    centre_y = keras.random.randint((batch, 1, 1), 0, height + (1 - size_y % 2), seed=seed)
-    centre_x = keras.random.randint((batch, 1, 1), 0, width + (1 - size_x % 2), seed=seed)
+    centre_y = streams.draw(keras.random.randint, (batch, 1, 1), seed, 0, height + (1 - size_y % 2))
+    centre_x = streams.draw(keras.random.randint, (batch, 1, 1), seed, 0, width + (1 - size_x % 2))
     rows = tf.range(height)[None, :, None]
     columns = tf.range(width)[None, None, :]
     top, left = centre_y - size_y // 2, centre_x - size_x // 2
@@ -88,8 +89,8 @@ def scale(images, seed):
     """Resamples each image from a box of side 1/z (z log-uniform in [1/1.4, 1.4]) shifted by
     up to a tenth of the image, so content grows (z > 1) or shrinks (z < 1)."""
     batch = tf.shape(images)[0]
-    zoom = tf.exp(keras.random.uniform((batch,), -1.0, 1.0, seed=seed) * tf.math.log(SCALE_RANGE))
-    shift = keras.random.uniform((batch, 2), -0.1, 0.1, seed=seed)
+    zoom = tf.exp(streams.draw(keras.random.uniform, (batch,), seed, -1.0, 1.0) * tf.math.log(SCALE_RANGE))
+    shift = streams.draw(keras.random.uniform, (batch, 2), seed, -0.1, 0.1)
     half = 0.5 / zoom
     centre = 0.5 + shift
     boxes = tf.stack([centre[:, 0] - half, centre[:, 1] - half, centre[:, 0] + half, centre[:, 1] + half], axis=1)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import losses
+from zoo import losses, streams
 from zoo.base import SEED_SPEC, check_range, served_count, served_seed
 from zoo.dcgan import DCGAN
 from zoo.registry import MODELS, UsageError
@@ -145,12 +145,12 @@ class InfoGAN(DCGAN):
 
     def _uniform_integers(self, num, seed):
         if seed is None:
-            return keras.random.randint((num,), 0, self.categories, seed=self.seed_generator)
+            return streams.draw(keras.random.randint, (num,), self.seed_generator, 0, self.categories)
         return tf.random.stateless_uniform((num,), seed=[seed, 1], maxval=self.categories, dtype=tf.int32)
 
     def _uniform(self, shape, seed):
         if seed is None:
-            return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+            return streams.draw(keras.random.uniform, shape, self.seed_generator, -1.0, 1.0)
         return tf.random.stateless_uniform(shape, seed=[seed, 2], minval=-1.0, maxval=1.0)
 
     def sample(self, num, seed=None, labels=None, codes=None, continuous=None):

@@ -40,6 +40,9 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from zoo import streams
+
+
 def _f32(x) -> tf.Tensor:
     # float16/bfloat16 logits overflow in exp/square and lose the small gradients the losses are
     # built to keep, so the arithmetic is done in float32 whatever the model computes in.
@@ -239,7 +242,7 @@ def gradient_penalty(critic: Callable, real, fake, seed) -> tf.Tensor:
     if rank is None:
         raise ValueError("gradient_penalty needs inputs of known rank")
     eps_shape = tf.concat([tf.shape(real)[:1], tf.ones([rank - 1], dtype=tf.int32)], axis=0)
-    eps = keras.random.uniform(eps_shape, minval=0.0, maxval=1.0, dtype="float32", seed=seed)
+    eps = streams.draw(keras.random.uniform, eps_shape, seed, minval=0.0, maxval=1.0, dtype="float32")
     interpolates = real + eps * (fake - real)
     with tf.GradientTape() as tape:
         tape.watch(interpolates)

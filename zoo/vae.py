@@ -7,8 +7,8 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo import losses, networks
-from zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel
+from zoo import losses, networks, streams
+from zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel, apply_gradients
 from zoo.registry import MODELS, UsageError
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -83,7 +83,7 @@ class VAE(GenerativeModel):
         if likelihood == "gaussian":
             self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
         self.evaluation_seed_generator = keras.random.SeedGenerator(seed=self.seed + 1)
-        self.optimizer_ = keras.optimizers.Adam(self.learning_rate)
+        self.optimizer_ = self.adam(self.learning_rate)
 
     @classmethod
     def check_data(cls, shape, num_classes):
@@ -221,7 +221,7 @@ class VAE(GenerativeModel):
         data = batch["x"]
         labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
         mean, log_variance = self.encode(data, labels, training=training)
-        noise = keras.random.normal(tf.shape(mean), seed=seed_generator)
+        noise = streams.draw(keras.random.normal, tf.shape(mean), seed_generator)
         latents = mean + tf.exp(0.5 * log_variance) * noise
         decoded = self._decoder_output(latents, labels, training)
         reconstruction = tf.reduce_mean(self._negative_log_likelihood(data, decoded))
@@ -244,7 +244,7 @@ class VAE(GenerativeModel):
             reconstruction, kl = self._elbo_terms(batch, self.seed_generator, training=True)
             loss = reconstruction + self.beta * kl
         variables = self.trainable_parameters
-        self.optimizer_.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        apply_gradients(tape, loss, variables, self.optimizer_)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 
     def test_step(self, batch):

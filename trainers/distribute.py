@@ -1,0 +1,196 @@
+"""Where training runs: the `tf.distribute` strategy, who the chief is, and the precision policy.
+
+- `default`: one device, TensorFlow's default strategy.
+- `mirrored`: every local device (GPUs, or the logical CPUs configured) holds a replica;
+  gradients are summed across them each step.
+- `multi_worker`: `MultiWorkerMirroredStrategy`, one process per machine (or per local worker),
+  the cluster described by the `TF_CONFIG` environment variable of each process.
+- `tpu`: `TPUStrategy` on the TPU found by `TPUClusterResolver` (`--tpu`: its name or address).
+
+`--batch_size` is the global batch: each of the `num_replicas_in_sync` replicas takes an equal
+share, each worker reads its own shard of the data (`input_fn`), and the models average their
+losses over the global batch (`zoo.base.apply_gradients`), so one step on several replicas is the
+step one device would take on the whole batch (batch-norm statistics excepted: they are per
+replica).
+
+Only the chief writes checkpoints, summaries, pictures and records. MultiWorkerMirrored saving is
+collective, so the other workers save too, into a temporary folder they delete right after
+(`worker_checkpoints`), and read the chief's checkpoints to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from zoo.registry import DataError, UsageError
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def strategy_for(name: str, tpu: str = "") -> tf.distribute.Strategy:
+    """The strategy called `name` (one of STRATEGIES); UsageError/DataError in one line."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
+        cluster_resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver)
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DataError(f"--strategy=tpu found no TPU at --tpu={tpu!r} ({first_line})") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise UsageError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}")
+
+
+def check_tf_config(text: str | None) -> dict:
+    """The parsed TF_CONFIG of a multi-worker process; UsageError naming what is wrong."""
+    example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+    if not text:
+        raise UsageError(f"--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. {example}")
+    try:
+        config = json.loads(text)
+        workers = config["cluster"]["worker"]
+        task_type, index = config["task"]["type"], int(config["task"]["index"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise UsageError(f"TF_CONFIG={text!r} is not valid ({type(error).__name__}: {error}); expected e.g. {example}")
+    tasks = config["cluster"].get(task_type)
+    if not isinstance(workers, list) or not workers or not isinstance(tasks, list) or not 0 <= index < len(tasks):
+        raise UsageError(
+            f"TF_CONFIG={text!r}: task {task_type}:{index} is not in the cluster; expected e.g. {example}"
+        )
+    return config
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes: always, except on the workers of a multi-worker cluster
+    other than the chief (the `chief` task, or worker 0 when the cluster has none)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type in (None, "chief") or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+    """This process's index among the workers (0 outside a multi-worker cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 0
+    return int(resolver.task_id or 0)
+
+
+def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
+    """`batch_size` (global) split over the replicas; UsageError unless it divides evenly."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise UsageError(
+            f"--batch_size={batch_size} is the global batch and must be a multiple of the "
+            f"{replicas} replicas in sync (e.g. {replicas * max(1, batch_size // replicas)})"
+        )
+    return batch_size // replicas
+
+
+def input_fn(build, global_batch_size: int):
+    """A `dataset_fn(input_context)` for `strategy.distribute_datasets_from_function`.
+
+    `build(shard, batch_size)` builds the batched dataset of one worker: `shard(dataset)` takes
+    this worker's share of the raw (unbatched, unshuffled) examples, and `batch_size` is the
+    per-replica batch.
+    """
+
+    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        def shard(dataset):
+            if input_context.num_input_pipelines == 1:
+                return dataset
+            return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+
+        return build(shard, input_context.get_per_replica_batch_size(global_batch_size))
+
+    return dataset_fn
+
+
+def worker_iterator(strategy: tf.distribute.Strategy, dataset):
+    """This worker's iterator over `dataset`, and the function each replica applies to what it
+    yields to take its own share (None: the strategy hands each replica its share itself).
+
+    `dataset` is a `tf.data.Dataset` of global batches (split by the strategy), or a
+    `dataset_fn(input_context)` (see `input_fn`) building this worker's per-replica batches.
+    TensorFlow's distributed iterators cannot be checkpointed, so on CPUs and GPUs the worker's
+    dataset is iterated by a plain `tf.data` iterator (which can: exact resume saves it) over
+    groups of one per-replica batch per local replica, in the order
+    `distribute_datasets_from_function` would hand them out; each replica takes its batch from
+    the group. A TPU gets `distribute_datasets_from_function`'s iterator.
+    """
+    if isinstance(dataset, tf.data.Dataset):
+        return iter(strategy.experimental_distribute_dataset(dataset)), None
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return iter(strategy.distribute_datasets_from_function(dataset)), None
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return iter(dataset(tf.distribute.InputContext())), None
+    local = len(strategy.extended.worker_devices)
+    batches = dataset(tf.distribute.InputContext(replicas // local, worker_index(strategy), replicas))
+    first = worker_index(strategy) * local
+
+    def share(group):
+        index = tf.distribute.get_replica_context().replica_id_in_sync_group - first
+        return tf.nest.map_structure(lambda tensor: tf.gather(tensor, index), group)
+
+    return iter(batches.batch(local, drop_remainder=True)), share
+
+
+class WorkerCheckpoints:
+    """The checkpoint manager of a non-chief worker: reads the chief's checkpoints (to resume
+    where the cluster is) and saves, since saving is collective, into a temporary folder that it
+    deletes at once. Anything else is answered by the chief's manager."""
+
+    def __init__(self, checkpoint, directory, max_to_keep, temporary_directory):
+        self._chief = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+        self._temporary = tf.train.CheckpointManager(checkpoint, temporary_directory, max_to_keep=1)
+        self._temporary_directory = temporary_directory
+
+    def save(self, checkpoint_number=None, **kwargs):
+        path = self._temporary.save(checkpoint_number=checkpoint_number, **kwargs)
+        shutil.rmtree(self._temporary_directory, ignore_errors=True)
+        return path
+
+    def __getattr__(self, name):
+        return getattr(self._chief, name)
+
+
+def checkpoint_manager(strategy, checkpoint, directory: str, max_to_keep: int):
+    """The manager saving `checkpoint` into `directory` on the chief (see `WorkerCheckpoints`)."""
+    if is_chief(strategy):
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+    temporary = os.path.join(os.path.dirname(directory.rstrip("/")), f".worker_{worker_index(strategy)}_checkpoints")
+    return WorkerCheckpoints(checkpoint, directory, max_to_keep, temporary)
+
+
+@contextlib.contextmanager
+def precision(name: str):
+    """Layers built inside compute in `name`'s dtype (variables stay float32); the previous
+    global policy comes back afterwards, so it never leaks into what is built later. The models
+    keep their final layers (outputs, logits, VAE heads, Q head) in float32."""
+    if name not in PRECISIONS:
+        raise UsageError(f"--precision={name!r} is not one of {', '.join(PRECISIONS)}")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

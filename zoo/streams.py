@@ -1,0 +1,28 @@
+"""Random draws that differ across the replicas of a `tf.distribute` strategy.
+
+Every replica holds the same `keras.random.SeedGenerator` state, so a plain draw would give each
+replica the same noise. `draw` instead has every replica draw the rows of the whole (global)
+batch from the shared stream and keep its own block of them, selected by its index in the sync
+group (global across workers). The replicas' noise thus differs, and for noise drawn per example
+(latents, the VAE's reparameterisation, the gradient penalty's interpolation weights, InfoGAN's
+codes) it is the noise one device would draw for the global batch: a step does not depend on the
+number of replicas. On one replica (the default strategy) `draw` is the plain draw.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def draw(function, shape, seed, *args, **kwargs):
+    """`function(shape, *args, seed=seed, **kwargs)` (a `keras.random` function, `shape`
+    starting with this replica's batch), this replica's block of the global batch's draw."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return function(shape, *args, seed=seed, **kwargs)
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    rows = shape[0]
+    values = function(tf.concat([[rows * replicas], shape[1:]], 0), *args, seed=seed, **kwargs)
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+    return values[start:start + rows]
