@@ -30,6 +30,7 @@ def main(argv):
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value)
+    table = table_arguments(F.MODEL.value, spec)
     model_class.check_data(spec.shape, spec.num_classes)
     augmentation = None
     if F.AUGMENT.value:
@@ -43,6 +44,7 @@ def main(argv):
         data_shape=spec.shape,
         bounded=spec.value_range is not None,
         num_classes=spec.num_classes,
+        **table,
         **F.model_arguments(model_class),
     )
     record = {
@@ -84,6 +86,19 @@ def main(argv):
     print(f"  samples:     {trainer.last_picture}")
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
     evaluate_heldout(trainer, spec, scale)
+
+
+def table_arguments(model_name: str, spec) -> dict:
+    """`{"table_blocks": ...}` for a table, which only models that support tables take; `{}`
+    for other data."""
+    blocks = getattr(spec, "table_blocks", None)
+    if blocks is None:
+        return {}
+    if not zoo.get(model_name).supports_tables:
+        raise UsageError(
+            f"--model={model_name} does not take tables; models for tables: {', '.join(zoo.base.table_models())}"
+        )
+    return {"table_blocks": blocks}
 
 
 def evaluate_heldout(trainer, spec, scale) -> None:

@@ -25,7 +25,10 @@ class VAE(GenerativeModel):
       and reconstructions are the Bernoulli means;
     - `gaussian`: a Gaussian with a learned global standard deviation (a calibrated decoder,
       Rybkin et al. 2021) around the decoded mean; images are scaled to [-1, 1], vectors
-      standardised.
+      standardised. For table rows (`table_blocks`) the likelihood is mixed: the Gaussian over
+      the numeric (`normal`) blocks, a categorical over each `softmax` block (cross-entropy of
+      the decoded logits against the one-hot); samples are the Gaussian means and the
+      categorical probabilities.
 
     The loss is the negative ELBO with the KL term weighted by `beta` (Higgins et al. 2017); the
     metrics are the reconstruction term and the KL per example in nats, and the ELBO itself.
@@ -54,6 +57,8 @@ class VAE(GenerativeModel):
     Reference: Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     """
 
+    supports_tables = True
+
     def __init__(self, data_shape, latent_dim=16, width=32, depth=2, likelihood=None, beta=1.0,
                  learning_rate=1e-3, **kwargs):
         super().__init__(data_shape, **kwargs)
@@ -61,6 +66,9 @@ class VAE(GenerativeModel):
         likelihood = likelihood or ("bernoulli" if self.bounded else "gaussian")
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"unknown likelihood {likelihood!r}; known: {', '.join(LIKELIHOODS)}")
+        if likelihood == "bernoulli" and self.table_blocks is not None:
+            raise UsageError("likelihood bernoulli does not apply to tables; use --likelihood=gaussian "
+                             "(categorical for category columns, Gaussian for numeric ones)")
         if likelihood == "bernoulli" and not self.bounded:
             raise UsageError(
                 "likelihood bernoulli needs data in a fixed range such as images; "
@@ -78,6 +86,11 @@ class VAE(GenerativeModel):
         self.learning_rate = float(learning_rate)
         self.encoder = self._encoder()
         self.decoder = self._decoder()
+        # Tables: the decoder emits logits for categorical blocks, means for numeric ones.
+        self.table_activation = None
+        if self.table_blocks is not None:
+            self.table_activation = networks.TableActivation(self.table_blocks, name="table_activation")
+            self._numeric = [start for kind, start, _ in self._block_features() if kind == "normal"]
         # log of the Gaussian likelihood's standard deviation, learned with the decoder.
         self.log_scale = None
         if likelihood == "gaussian":
@@ -136,6 +149,13 @@ class VAE(GenerativeModel):
                                      output_activation=activation)
         return networks.functional(inputs, body(vector), "decoder")
 
+    def _block_features(self):
+        """`(kind, first feature, size)` of each table block."""
+        start = 0
+        for kind, size in self.table_blocks:
+            yield kind, start, size
+            start += size
+
     @property
     def sampling_network(self):
         return self.decoder
@@ -180,6 +200,8 @@ class VAE(GenerativeModel):
         return self.decoder([latents, labels] if self.conditional else latents, training=training)
 
     def _mean(self, decoded):
+        if self.table_activation is not None:
+            return self.table_activation(decoded)
         return tf.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
 
     # -- serving ------------------------------------------------------------------------------
@@ -210,9 +232,12 @@ class VAE(GenerativeModel):
         return signatures
 
     def standalone_generator(self):
-        if self.likelihood != "bernoulli":
+        if self.table_activation is not None:
+            means = self.table_activation(self.decoder.output)
+        elif self.likelihood == "bernoulli":
+            means = keras.layers.Activation("sigmoid", dtype="float32", name="bernoulli_mean")(self.decoder.output)
+        else:
             return self.decoder
-        means = keras.layers.Activation("sigmoid", dtype="float32", name="bernoulli_mean")(self.decoder.output)
         return keras.Model(self.decoder.inputs, means, name="generator")
 
     # -- the step -----------------------------------------------------------------------------
@@ -232,12 +257,31 @@ class VAE(GenerativeModel):
         """Per-example negative log-likelihood, summed over features, in nats."""
         axes = list(range(1, len(self.data_shape) + 1))
         data = tf.cast(data, tf.float32)
+        if self.table_activation is not None:
+            return self._table_negative_log_likelihood(data, decoded)
         if self.likelihood == "bernoulli":
             per_feature = tf.nn.sigmoid_cross_entropy_with_logits(labels=data, logits=decoded)
         else:
-            scale = tf.exp(self.log_scale)
-            per_feature = 0.5 * tf.square((data - decoded) / scale) + self.log_scale + 0.5 * math.log(2 * math.pi)
+            per_feature = self._gaussian(data, decoded)
         return tf.reduce_sum(per_feature, axis=axes)
+
+    def _gaussian(self, data, means):
+        scale = tf.exp(self.log_scale)
+        return 0.5 * tf.square((data - means) / scale) + self.log_scale + 0.5 * math.log(2 * math.pi)
+
+    def _table_negative_log_likelihood(self, data, decoded):
+        """The mixed likelihood of table rows: Gaussian over the numeric features, categorical
+        cross-entropy of each softmax block's logits against its one-hot."""
+        total = tf.zeros(tf.shape(data)[:1])
+        if self._numeric:
+            numeric = self._gaussian(tf.gather(data, self._numeric, axis=1), tf.gather(decoded, self._numeric, axis=1))
+            total += tf.reduce_sum(numeric, axis=1)
+        for kind, start, size in self._block_features():
+            if kind == "softmax":
+                total += tf.nn.softmax_cross_entropy_with_logits(
+                    labels=data[:, start:start + size], logits=decoded[:, start:start + size]
+                )
+        return total
 
     def train_step(self, batch):
         with tf.GradientTape() as tape:
