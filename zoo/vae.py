@@ -87,14 +87,17 @@ class VAE(GenerativeModel):
         self.encoder = self._encoder()
         self.decoder = self._decoder()
         # Tables: the decoder emits logits for categorical blocks, means for numeric ones.
-        self.table_activation = None
+        self.table_activation, self._numeric = None, []
         if self.table_blocks is not None:
             self.table_activation = networks.TableActivation(self.table_blocks, name="table_activation")
             self._numeric = [start for kind, start, _ in self._block_features() if kind == "normal"]
-        # log of the Gaussian likelihood's standard deviation, learned with the decoder.
+        # log of the Gaussian likelihood's standard deviation, learned with the decoder: one for
+        # all features, or for tables one per numeric column (columns differ in how well the
+        # latents predict them).
         self.log_scale = None
-        if likelihood == "gaussian":
-            self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
+        if likelihood == "gaussian" and (self.table_blocks is None or self._numeric):
+            shape = () if self.table_blocks is None else (len(self._numeric),)
+            self.log_scale = self.add_weight(shape=shape, initializer="zeros", name="log_scale")
         self.evaluation_seed_generator = keras.random.SeedGenerator(seed=self.seed + 1)
         self.optimizer_ = keras.optimizers.Adam(self.learning_rate)
 
@@ -186,11 +189,31 @@ class VAE(GenerativeModel):
         mean, _ = self.encode(data, labels)
         return self.decode(mean, labels)
 
+    @property
+    def latent_size(self):
+        """Width of the sampling latents: the code, and for tables the standard normal
+        observation noise of each numeric column after it."""
+        return self.latent_dim + len(self._numeric)
+
     def latents(self, num, seed=None):
-        return self.normal((num, self.latent_dim), seed)
+        return self.normal((num, self.latent_size), seed)
+
+    def latent_specs(self):
+        return [tf.TensorSpec([None, self.latent_size], tf.float32, name="z")]
 
     def generate(self, latents, labels=None, training=False):
-        return self._mean(self._decoder_output(latents, labels, training))
+        """Samples from latents of `latent_size`: the decoded means, plus for tables each numeric
+        column's observation noise times its learned scale, so that samples keep the spread the
+        latents do not explain (a table drawn from means alone is too tight and its numeric
+        columns too correlated). Category blocks stay probabilities; decoding takes the argmax,
+        as TVAE (Xu et al. 2019) does."""
+        latents = tf.convert_to_tensor(latents, tf.float32)
+        means = self._mean(self._decoder_output(latents[:, : self.latent_dim], labels, training))
+        if not self._numeric:
+            return means
+        noise = latents[:, self.latent_dim:] * tf.exp(self.log_scale)
+        placement = tf.one_hot(self._numeric, self.data_shape[0])  # numeric column -> feature
+        return means + tf.matmul(noise, placement)
 
     def _labels(self, labels):
         return tf.cast(labels, tf.int32) if self.conditional and labels is not None else labels
