@@ -191,9 +191,9 @@ class VAE(GenerativeModel):
 
     @property
     def latent_size(self):
-        """Width of the sampling latents: the code, and for tables the standard normal
-        observation noise of each numeric column after it."""
-        return self.latent_dim + len(self._numeric)
+        """Width of the sampling latents: the code, and for tables after it the standard normal
+        observation noise of each encoded feature (see `generate`)."""
+        return self.latent_dim + (self.data_shape[0] if self.table_blocks is not None else 0)
 
     def latents(self, num, seed=None):
         return self.normal((num, self.latent_size), seed)
@@ -202,18 +202,29 @@ class VAE(GenerativeModel):
         return [tf.TensorSpec([None, self.latent_size], tf.float32, name="z")]
 
     def generate(self, latents, labels=None, training=False):
-        """Samples from latents of `latent_size`: the decoded means, plus for tables each numeric
-        column's observation noise times its learned scale, so that samples keep the spread the
-        latents do not explain (a table drawn from means alone is too tight and its numeric
-        columns too correlated). Category blocks stay probabilities; decoding takes the argmax,
-        as TVAE (Xu et al. 2019) does."""
+        """Samples from latents of `latent_size`. Images and vectors: the decoded means. Tables:
+        draws from the likelihood, as the rest of the latents dictate: each numeric column its
+        decoded mean plus its noise times its learned scale, each category block the one-hot of
+        a categorical draw from its decoded probabilities (Gumbel-max, the noise mapped to
+        uniform by the normal CDF). Means alone would make numeric columns too tight and too
+        correlated, and the argmax of the probabilities would drop every category that the code
+        leaves uncertain (measured on a synthetic table in `tests/test_tables_models.py`)."""
         latents = tf.convert_to_tensor(latents, tf.float32)
-        means = self._mean(self._decoder_output(latents[:, : self.latent_dim], labels, training))
-        if not self._numeric:
-            return means
-        noise = latents[:, self.latent_dim:] * tf.exp(self.log_scale)
-        placement = tf.one_hot(self._numeric, self.data_shape[0])  # numeric column -> feature
-        return means + tf.matmul(noise, placement)
+        decoded = self._decoder_output(latents[:, : self.latent_dim], labels, training)
+        if self.table_activation is None:
+            return self._mean(decoded)
+        noise = latents[:, self.latent_dim:]
+        parts, numeric = [], 0
+        for kind, start, size in self._block_features():
+            if kind == "normal":
+                parts.append(decoded[:, start:start + 1] + noise[:, start:start + 1] * tf.exp(self.log_scale[numeric]))
+                numeric += 1
+            else:
+                uniform = tf.clip_by_value(0.5 * tf.math.erfc(-noise[:, start:start + size] / math.sqrt(2.0)),
+                                           1e-7, 1 - 1e-7)
+                gumbel = -tf.math.log(-tf.math.log(uniform))
+                parts.append(tf.one_hot(tf.argmax(decoded[:, start:start + size] + gumbel, axis=-1), size))
+        return tf.concat(parts, axis=-1)
 
     def _labels(self, labels):
         return tf.cast(labels, tf.int32) if self.conditional and labels is not None else labels
