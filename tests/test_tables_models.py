@@ -3,6 +3,7 @@ conditional forms) with `table_blocks`, their pictures, and a synthetic table wi
 dependency they must reproduce."""
 
 import json
+import os
 import types
 
 import keras
@@ -11,9 +12,10 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from conftest import all_finite
+from conftest import all_finite, run_tool
 from datasets import pipeline
-from trainers import pictures, train
+from datasets.sources import DataSpec
+from trainers import pictures, restore, train
 from trainers.loop import Trainer, TrainerConfig
 from zoo import networks
 
@@ -184,3 +186,47 @@ def test_conditional_gan_reproduces_category_frequencies_and_dependencies(tmp_pa
     errors = dependency_errors(model)
     assert errors["p(A|y)"] < 0.06 and errors["p(B|A)"] < 0.12, errors
     assert errors["E(x1|A)"] < 0.2 and errors["corr(x1,x2)"] < 0.06, errors
+
+
+class TableSpec(DataSpec):
+    """A DataSpec that describes its rows as table blocks, as table sources do."""
+
+    @property
+    def table_blocks(self):
+        return BLOCKS
+
+
+@pytest.fixture
+def table_source(monkeypatch):
+    """`--dataset=table` loads the synthetic table, encoded, with a table spec."""
+    x, y = synthetic_table(500)
+
+    def load(name, split="train", image_size=None):
+        spec = TableSpec(name=name, shape=(7,), value_range=None, loc=(0.0,) * 7, scale=(1.0,) * 7, num_classes=2,
+                         num_examples=len(x))
+        return tf.data.Dataset.from_tensor_slices({"x": x, "y": y}), spec
+
+    monkeypatch.setattr(train.sources, "load", load)
+
+
+@pytest.mark.parametrize("name", ["gan", "vae"])
+def test_train_command_builds_table_models_and_draws_table_pictures(table_source, name, tmp_path):
+    model_dir = str(tmp_path / name)
+    code, out, err = run_tool(train.main, f"--model={name}", "--dataset=table", f"--model_dir={model_dir}",
+                              "--conditional", "--train_steps=2", "--batch_size=16", "--width=8", "--latent_dim=4",
+                              "--steps_per_call=1", "--sample_every=2", "--checkpoint_every=2")
+    assert code == 0, err
+    trained = restore.load(model_dir)
+    assert trained.model.table_blocks == BLOCKS and trained.model.conditional
+    assert os.listdir(os.path.join(model_dir, "samples")) == ["step_0000002.png"]
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--model=dcgan"], "--model=dcgan does not take tables; models for tables: gan, vae"),
+    (["--model=infogan"], "--model=infogan does not take tables; models for tables: gan, vae"),
+    (["--model=vae", "--likelihood=bernoulli"], "likelihood bernoulli does not apply to tables"),
+])
+def test_train_command_refuses_what_tables_do_not_take(table_source, flags, words, tmp_path):
+    code, out, err = run_tool(train.main, *flags, "--dataset=table", f"--model_dir={tmp_path / 'run'}")
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not os.path.exists(tmp_path / "run")
