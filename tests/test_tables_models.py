@@ -185,16 +185,18 @@ def test_conditional_vae_reproduces_category_frequencies_and_dependencies(tmp_pa
 
 @pytest.mark.slow
 def test_conditional_gan_reproduces_category_frequencies_and_dependencies(tmp_path):
-    model = table_model("gan", conditional=True, latent_dim=8, width=64, depth=2, loss="non_saturating",
+    """About 30 s. Weight initialisation is not seeded, so the bounds hold over runs: in 3 runs
+    the errors were at most 0.06, 0.04, 0.04 and 0.15."""
+    model = table_model("gan", conditional=True, latent_dim=8, width=128, depth=2, loss="non_saturating",
                         generator_learning_rate=2e-4, discriminator_learning_rate=2e-4)
-    trainer = table_trainer(model, tmp_path, batch_size=256, ema_decay=0.999)
+    trainer = table_trainer(model, tmp_path, batch_size=512, ema_decay=0.999)
     trainer.train(4000)
     with trainer.ema.swapped():
         errors = dependency_errors(model)
-    # Untrained, the errors are about 0.75, 0.66, 1.45 and 0.49; the gan comes less close to
-    # the numeric columns' correlation than the vae (0.10 off in the run that set these bounds).
-    assert errors["p(A|y)"] < 0.08 and errors["p(B|A)"] < 0.12, errors
-    assert errors["E(x1|A)"] < 0.2 and errors["corr(x1,x2)"] < 0.15, errors
+    # Untrained, the errors are about 0.75, 0.66, 1.45 and 0.49; the gan makes its two numeric
+    # columns more correlated than the data.
+    assert errors["p(A|y)"] < 0.1 and errors["p(B|A)"] < 0.1, errors
+    assert errors["E(x1|A)"] < 0.15 and errors["corr(x1,x2)"] < 0.2, errors
 
 
 class TableSpec(DataSpec):
