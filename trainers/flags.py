@@ -175,6 +175,9 @@ flags.DEFINE_float("discriminator_learning_rate", None, "Adam learning rate of t
                    lower_bound=0.0)
 flags.DEFINE_float("beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("gumbel_temperature", None,
+                   "gan on tables: Gumbel-softmax temperature of the generator's category columns while training "
+                   "(0: plain softmax).", lower_bound=0.0)
 flags.DEFINE_enum("discriminator_norm", None, list(networks.NORMS),
                   "Normalisation in the dcgan/infogan discriminator.")
 CONDITIONAL = flags.DEFINE_bool("conditional", None, "Condition generation on the dataset's labels (gan, dcgan, vae).")

@@ -73,7 +73,8 @@ def save_histograms(vectors: np.ndarray, path: str, real: np.ndarray | None = No
 
 def for_data(spec, decode, real: np.ndarray | None = None):
     """A `picture(samples, path, columns)` function suited to the data: a grid of `columns`
-    images, a scatter plot of 2-D points, or histograms of other vectors.
+    images, a scatter plot of 2-D points, per-column bars and histograms of encoded table rows,
+    or histograms of other vectors.
 
     Args:
       spec: the `DataSpec` of the data.
@@ -81,9 +82,13 @@ def for_data(spec, decode, real: np.ndarray | None = None):
       real: some real examples in data space, drawn behind 2-D points and vector histograms.
     """
 
+    blocks = getattr(spec, "table_blocks", None)
+
     def picture(samples: np.ndarray, path: str, columns: int | None = None) -> None:
         data = np.asarray(decode(samples))
-        if spec.is_image:
+        if blocks:
+            save_table_blocks(data, blocks, path, real, title=spec.name)
+        elif spec.is_image:
             images = to_uint8(data, spec.value_range)
             save_image_grid(images, path, columns)
         elif spec.shape == (2,):
@@ -92,6 +97,46 @@ def for_data(spec, decode, real: np.ndarray | None = None):
             save_histograms(data.reshape(len(data), -1), path, real, title=spec.name)
 
     return picture
+
+
+def save_table_blocks(rows: np.ndarray, blocks, path: str, real: np.ndarray | None = None, title: str = "") -> None:
+    """Writes one panel per table column (up to 16) of encoded `rows`: the category frequencies
+    (each softmax block's argmax) as bars, or the standardised value as a histogram, generated
+    beside real."""
+    panels = list(_block_slices(blocks))[:16]
+    columns = min(len(panels), 4)
+    rows_of_panels = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows_of_panels, columns, figsize=(3 * columns, 2.5 * rows_of_panels), dpi=100,
+                                squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for index, (ax, (kind, start, size)) in enumerate(zip(axes.flat, panels)):
+        if kind == "softmax":
+            positions = np.arange(size)
+            for offset, (data, label) in enumerate(((real, "real"), (rows, "generated"))):
+                if data is not None:
+                    counts = np.bincount(np.argmax(data[:, start:start + size], axis=1), minlength=size)
+                    ax.bar(positions + 0.4 * offset - 0.2, counts / max(len(data), 1), width=0.4, label=label,
+                           color="tab:blue" if offset == 0 else "tab:orange", alpha=0.7)
+            ax.set_xticks(positions)
+        else:
+            if real is not None:
+                ax.hist(real[:, start], bins=30, alpha=0.5, density=True, label="real")
+            ax.hist(rows[:, start], bins=30, alpha=0.5, density=True, label="generated")
+        ax.set_title(f"column {index} ({kind})", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _block_slices(blocks):
+    """`(kind, first feature, size)` of each table block."""
+    start = 0
+    for kind, size in blocks:
+        yield kind, start, int(size)
+        start += int(size)
 
 
 def to_uint8(images: np.ndarray, value_range) -> np.ndarray:

@@ -36,6 +36,7 @@ def main(argv):
     distribute.per_replica_batch(strategy, F.BATCH_SIZE.value)
     model_class = zoo.get(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=F.table_options())
+    table = table_arguments(F.MODEL.value, spec)
     model_class.check_data(spec.shape, spec.num_classes)
     check_eval_split(spec)
     augmentation = None
@@ -48,8 +49,6 @@ def main(argv):
     if F.DETERMINISTIC.value:
         make_deterministic(F.SEED.value)
 
-    table = {"table_blocks": spec.table_blocks} if (
-        spec.table is not None and "table_blocks" in model_class.arguments()) else {}
     with distribute.precision(F.PRECISION.value), strategy.scope():
         model = model_class(
             data_shape=spec.shape,
@@ -128,6 +127,19 @@ def make_deterministic(seed: int) -> None:
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def table_arguments(model_name: str, spec) -> dict:
+    """`{"table_blocks": ...}` for a table, which only models that support tables take; `{}`
+    for other data."""
+    blocks = getattr(spec, "table_blocks", None)
+    if blocks is None:
+        return {}
+    if not zoo.get(model_name).supports_tables:
+        raise UsageError(
+            f"--model={model_name} does not take tables; models for tables: {', '.join(zoo.base.table_models())}"
+        )
+    return {"table_blocks": blocks}
 
 
 def evaluate_heldout(trainer, spec, scale) -> None:

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from zoo import diffaugment as diffaugment_module
 from zoo import losses, networks, streams
-from zoo.registry import UsageError
+from zoo.registry import MODELS, UsageError
 
 INTERPOLATION_ROWS = 8
 INTERPOLATION_STEPS = 10
@@ -48,11 +48,29 @@ class GenerativeModel(keras.Model):
       num_classes: number of label classes in the data (0: unlabelled).
       conditional: condition generation on the labels `y`.
       seed: seed of the model's random streams (weights initialisation excepted).
+      table_blocks: for encoded table rows (`(D,)` vectors), the `(kind, size)` blocks they are
+        made of, `("softmax", k)` for a categorical column and `("normal", 1)` for a
+        standardised numeric one; the model's output then goes through a
+        `networks.TableActivation` and the data is unbounded. Only models whose
+        `supports_tables` is true take tables.
     """
 
-    def __init__(self, data_shape, bounded=True, num_classes=0, conditional=False, seed=0, **kwargs):
+    # Whether the model learns encoded table rows (takes `table_blocks`).
+    supports_tables = False
+
+    def __init__(self, data_shape, bounded=True, num_classes=0, conditional=False, seed=0, table_blocks=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.data_shape = tuple(int(d) for d in data_shape)
+        self.table_blocks = None
+        if table_blocks is not None:
+            if not self.supports_tables:
+                raise UsageError(f"{type(self).__name__.lower()} does not take tables; models for tables: "
+                                 f"{', '.join(table_models())}")
+            if len(self.data_shape) != 1:
+                raise UsageError(f"table rows are vectors (D,), not data of shape {self.data_shape}")
+            self.table_blocks = networks.check_table_blocks(table_blocks, self.data_shape[0])
+            bounded = False  # encoded rows are standardised, with one-hot blocks
         self.bounded = bool(bounded)
         self.num_classes = int(num_classes)
         self.conditional = bool(conditional)
@@ -141,6 +159,8 @@ class GenerativeModel(keras.Model):
         weights = tf.linspace(0.0, 1.0, INTERPOLATION_STEPS)[None, :, None]
         path = tf.reshape(start[:, None] * (1 - weights) + end[:, None] * weights, [-1, start.shape[-1]])
         labels = self.sample_labels(INTERPOLATION_ROWS * INTERPOLATION_STEPS)
+        if self.table_blocks is not None:  # rows between two latents say nothing drawn as histograms
+            return {"samples": (self.sample(num, seed), columns)}
         return {
             "samples": (self.sample(num, seed), columns),
             "interpolation": (self.generate(path, labels), INTERPOLATION_STEPS),
@@ -253,6 +273,7 @@ class GenerativeModel(keras.Model):
             "num_classes": self.num_classes,
             "conditional": self.conditional,
             "seed": self.seed,
+            "table_blocks": None if self.table_blocks is None else [list(block) for block in self.table_blocks],
         }
 
 
@@ -271,6 +292,11 @@ def apply_gradients(tape, loss, variables, optimizer):
         scale = scale * tf.cast(optimizer.dynamic_scale, loss.dtype)
     gradients = tape.gradient(loss, variables, output_gradients=scale)
     optimizer.apply_gradients(zip(gradients, variables))
+
+
+def table_models() -> list[str]:
+    """Names of the registered models that learn tables."""
+    return sorted(name for name in MODELS.names() if MODELS.get(name).supports_tables)
 
 
 COUNT_SPEC = tf.TensorSpec(None, tf.int32, name="num_samples")

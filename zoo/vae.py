@@ -25,7 +25,11 @@ class VAE(GenerativeModel):
       and reconstructions are the Bernoulli means;
     - `gaussian`: a Gaussian with a learned global standard deviation (a calibrated decoder,
       Rybkin et al. 2021) around the decoded mean; images are scaled to [-1, 1], vectors
-      standardised.
+      standardised. For table rows (`table_blocks`) the likelihood is mixed: the Gaussian over
+      the numeric (`normal`) blocks, a categorical over each `softmax` block (cross-entropy of
+      the decoded logits against the one-hot), each numeric column with its own learned
+      standard deviation; samples are draws from it (see `generate`), while `decode` and
+      `reconstruct` give the means and the category probabilities.
 
     The loss is the negative ELBO with the KL term weighted by `beta` (Higgins et al. 2017); the
     metrics are the reconstruction term and the KL per example in nats, and the ELBO itself.
@@ -54,6 +58,8 @@ class VAE(GenerativeModel):
     Reference: Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     """
 
+    supports_tables = True
+
     def __init__(self, data_shape, latent_dim=16, width=32, depth=2, likelihood=None, beta=1.0,
                  learning_rate=1e-3, **kwargs):
         super().__init__(data_shape, **kwargs)
@@ -61,6 +67,9 @@ class VAE(GenerativeModel):
         likelihood = likelihood or ("bernoulli" if self.bounded else "gaussian")
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"unknown likelihood {likelihood!r}; known: {', '.join(LIKELIHOODS)}")
+        if likelihood == "bernoulli" and self.table_blocks is not None:
+            raise UsageError("likelihood bernoulli does not apply to tables; use --likelihood=gaussian "
+                             "(categorical for category columns, Gaussian for numeric ones)")
         if likelihood == "bernoulli" and not self.bounded:
             raise UsageError(
                 "likelihood bernoulli needs data in a fixed range such as images; "
@@ -78,10 +87,18 @@ class VAE(GenerativeModel):
         self.learning_rate = float(learning_rate)
         self.encoder = self._encoder()
         self.decoder = self._decoder()
-        # log of the Gaussian likelihood's standard deviation, learned with the decoder.
+        # Tables: the decoder emits logits for categorical blocks, means for numeric ones.
+        self.table_activation, self._numeric = None, []
+        if self.table_blocks is not None:
+            self.table_activation = networks.TableActivation(self.table_blocks, name="table_activation")
+            self._numeric = [start for kind, start, _ in self._block_features() if kind == "normal"]
+        # log of the Gaussian likelihood's standard deviation, learned with the decoder: one for
+        # all features, or for tables one per numeric column (columns differ in how well the
+        # latents predict them).
         self.log_scale = None
-        if likelihood == "gaussian":
-            self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
+        if likelihood == "gaussian" and (self.table_blocks is None or self._numeric):
+            shape = () if self.table_blocks is None else (len(self._numeric),)
+            self.log_scale = self.add_weight(shape=shape, initializer="zeros", name="log_scale")
         self.evaluation_seed_generator = keras.random.SeedGenerator(seed=self.seed + 1)
         self.optimizer_ = self.adam(self.learning_rate)
 
@@ -136,6 +153,13 @@ class VAE(GenerativeModel):
                                      output_activation=activation)
         return networks.functional(inputs, body(vector), "decoder")
 
+    def _block_features(self):
+        """`(kind, first feature, size)` of each table block."""
+        start = 0
+        for kind, size in self.table_blocks:
+            yield kind, start, size
+            start += size
+
     @property
     def sampling_network(self):
         return self.decoder
@@ -166,11 +190,45 @@ class VAE(GenerativeModel):
         mean, _ = self.encode(data, labels)
         return self.decode(mean, labels)
 
+    @property
+    def latent_size(self):
+        """Width of the sampling latents: the code, and for tables after it the standard normal
+        observation noise of each encoded feature (see `generate`)."""
+        return self.latent_dim + (self.data_shape[0] if self.table_blocks is not None else 0)
+
     def latents(self, num, seed=None):
-        return self.normal((num, self.latent_dim), seed)
+        return self.normal((num, self.latent_size), seed)
+
+    def latent_specs(self):
+        return [tf.TensorSpec([None, self.latent_size], tf.float32, name="z")]
 
     def generate(self, latents, labels=None, training=False):
-        return self._mean(self._decoder_output(latents, labels, training))
+        """Samples from latents of `latent_size`. Images and vectors: the decoded means. Tables:
+        draws from the likelihood, as the rest of the latents dictate: each numeric column its
+        decoded mean plus its noise times its learned scale, each category block the one-hot of
+        a categorical draw from its decoded probabilities (Gumbel-max, the noise mapped to
+        uniform by the normal CDF). Means alone make numeric columns too tight and too
+        correlated, and the argmax of the probabilities drops every category that the code
+        leaves uncertain: on the synthetic table of `tests/test_tables_models.py` (width 64,
+        depth 2, 1500 steps) the correlation of its two numeric columns came out 0.95 from
+        means and 0.81 from draws (0.82 in the data), and the largest error of P(B | A) 0.20
+        from argmaxes and 0.09 from draws."""
+        latents = tf.convert_to_tensor(latents, tf.float32)
+        decoded = self._decoder_output(latents[:, : self.latent_dim], labels, training)
+        if self.table_activation is None:
+            return self._mean(decoded)
+        noise = latents[:, self.latent_dim:]
+        parts, numeric = [], 0
+        for kind, start, size in self._block_features():
+            if kind == "normal":
+                parts.append(decoded[:, start:start + 1] + noise[:, start:start + 1] * tf.exp(self.log_scale[numeric]))
+                numeric += 1
+            else:
+                uniform = tf.clip_by_value(0.5 * tf.math.erfc(-noise[:, start:start + size] / math.sqrt(2.0)),
+                                           1e-7, 1 - 1e-7)
+                gumbel = -tf.math.log(-tf.math.log(uniform))
+                parts.append(tf.one_hot(tf.argmax(decoded[:, start:start + size] + gumbel, axis=-1), size))
+        return tf.concat(parts, axis=-1)
 
     def _labels(self, labels):
         return tf.cast(labels, tf.int32) if self.conditional and labels is not None else labels
@@ -180,13 +238,17 @@ class VAE(GenerativeModel):
         return self.decoder([latents, labels] if self.conditional else latents, training=training)
 
     def _mean(self, decoded):
+        if self.table_activation is not None:
+            return self.table_activation(decoded)
         return tf.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
 
     # -- serving ------------------------------------------------------------------------------
 
     def serving_signatures(self, scale, max_samples):
         """Adds `encode` (`x` -> `mean`, `log_variance`), `decode` (`z` -> `samples`) and
-        `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional."""
+        `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional.
+        For tables, `decode` takes codes of `latent_dim` and gives means and category
+        probabilities, while `serving_default` takes latents of `latent_size` and gives draws."""
         signatures = super().serving_signatures(scale, max_samples)
         data_spec = tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")
         label_specs = self.label_specs()
@@ -210,9 +272,12 @@ class VAE(GenerativeModel):
         return signatures
 
     def standalone_generator(self):
-        if self.likelihood != "bernoulli":
+        if self.table_activation is not None:
+            means = self.table_activation(self.decoder.output)
+        elif self.likelihood == "bernoulli":
+            means = keras.layers.Activation("sigmoid", dtype="float32", name="bernoulli_mean")(self.decoder.output)
+        else:
             return self.decoder
-        means = keras.layers.Activation("sigmoid", dtype="float32", name="bernoulli_mean")(self.decoder.output)
         return keras.Model(self.decoder.inputs, means, name="generator")
 
     # -- the step -----------------------------------------------------------------------------
@@ -232,12 +297,31 @@ class VAE(GenerativeModel):
         """Per-example negative log-likelihood, summed over features, in nats."""
         axes = list(range(1, len(self.data_shape) + 1))
         data = tf.cast(data, tf.float32)
+        if self.table_activation is not None:
+            return self._table_negative_log_likelihood(data, decoded)
         if self.likelihood == "bernoulli":
             per_feature = tf.nn.sigmoid_cross_entropy_with_logits(labels=data, logits=decoded)
         else:
-            scale = tf.exp(self.log_scale)
-            per_feature = 0.5 * tf.square((data - decoded) / scale) + self.log_scale + 0.5 * math.log(2 * math.pi)
+            per_feature = self._gaussian(data, decoded)
         return tf.reduce_sum(per_feature, axis=axes)
+
+    def _gaussian(self, data, means):
+        scale = tf.exp(self.log_scale)
+        return 0.5 * tf.square((data - means) / scale) + self.log_scale + 0.5 * math.log(2 * math.pi)
+
+    def _table_negative_log_likelihood(self, data, decoded):
+        """The mixed likelihood of table rows: Gaussian over the numeric features, categorical
+        cross-entropy of each softmax block's logits against its one-hot."""
+        total = tf.zeros(tf.shape(data)[:1])
+        if self._numeric:
+            numeric = self._gaussian(tf.gather(data, self._numeric, axis=1), tf.gather(decoded, self._numeric, axis=1))
+            total += tf.reduce_sum(numeric, axis=1)
+        for kind, start, size in self._block_features():
+            if kind == "softmax":
+                total += tf.nn.softmax_cross_entropy_with_logits(
+                    labels=data[:, start:start + size], logits=decoded[:, start:start + size]
+                )
+        return total
 
     def train_step(self, batch):
         with tf.GradientTape() as tape:
