@@ -317,7 +317,8 @@ def project_loop(model, dataset: tf.data.Dataset, model_dir: str, steps_per_call
         while done < num_steps:
             call_steps = min(steps_per_call, num_steps - done)
             # Read back as floats, as Trainer.train does after every call; this also waits for the device.
-            for value in trainer._train(trainer.iterator, tf.constant(call_steps)).values():
+            _, metrics = trainer._train(trainer.iterator, tf.constant(call_steps))
+            for value in metrics.values():
                 float(value)
             done += call_steps
 
