@@ -176,3 +176,15 @@ def test_memory_workload_measures_the_train_command_as_a_child():
     (row,) = benchmark.memory_rows(4, 8, lambda line: None, examples=64, steps=2)
     assert row["error"] is None, row["error"]
     assert row["child_peak_rss_mb"] > 100 and row["wall_seconds"] > 0 and row["examples_per_second"] is None
+
+
+def test_mixed_precision_variant_runs_the_loop_in_bfloat16_and_restores_the_policy():
+    import keras
+
+    rows = benchmark.run_workload("gan", batch_size=8, steps=2, repeats=1, steps_per_call=2, width=4,
+                                  mixed="mixed_bfloat16")
+    mixed = [row for row in rows if row["variant"] == "a+"]
+    assert [row["variant"] for row in rows] == ["a", "a+", "b", "c", "d"]
+    assert len(mixed) == 1 and mixed[0]["error"] is None and "mixed_bfloat16" in mixed[0]["label"]
+    assert mixed[0]["flops_per_step"] == rows[0]["flops_per_step"]
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -13,6 +13,10 @@ the same architecture, at the same batch size, on batches from the same input pi
   (their intervals are set beyond the measured steps and the log is discarded anyway). A timed
   repeat of N steps runs as calls of at most steps-per-call steps, each call's metrics read back
   as `Trainer.train` reads them. `--bench_jit` sets the Trainer's own `jit_compile`.
+- (a+) the same loop on the same architecture built with `--precision=<--bench_mixed>` (default
+  mixed_bfloat16: layers compute in bfloat16, variables and final layers stay float32). It is
+  not the same arithmetic as the float32 baselines; it is the speed a user gets from the one
+  flag, set beside them (`--bench_mixed=none` leaves it out).
 - (b) a per-step `tf.function` in the style of the TensorFlow DCGAN tutorial: `train_step(images)`
   draws noise with `tf.random.normal`, runs the generator once and the discriminator on the real
   and on the generated batch, takes binary cross-entropy losses from logits under two
@@ -116,6 +120,7 @@ from absl import flags  # noqa: E402
 
 import zoo  # noqa: E402
 from datasets import augment, pipeline, sources  # noqa: E402
+from trainers import distribute  # noqa: E402
 from trainers.loop import Trainer, TrainerConfig  # noqa: E402
 from zoo import networks  # noqa: E402
 from zoo.registry import UsageError  # noqa: E402
@@ -185,6 +190,10 @@ BENCH_STEPS_PER_CALL = flags.DEFINE_integer(
     "bench_steps_per_call", 100, "Steps per tf.function call of the project's loop.", lower_bound=1
 )
 BENCH_JIT = flags.DEFINE_bool("bench_jit", False, "Compile the project's loop with XLA.")
+BENCH_MIXED = flags.DEFINE_enum(
+    "bench_mixed", "mixed_bfloat16", ["none", "mixed_bfloat16", "mixed_float16"],
+    "Also measure the project's loop with this --precision (variant a+); 'none' skips it.",
+)
 BENCH_MATMUL_SIZE = flags.DEFINE_integer(
     "bench_matmul_size", 2048, "Side of the square float32 matrices of the matmul peak measurement.", lower_bound=1
 )
@@ -590,7 +599,7 @@ def baseline_variants(model, batches: Callable[[], tf.data.Dataset], batch_size:
 
 
 def run_workload(name: str, batch_size: int | None = None, steps: int = 50, repeats: int = 5,
-                 steps_per_call: int = 100, *, width: int | None = None, jit: bool = False,
+                 steps_per_call: int = 100, *, width: int | None = None, jit: bool = False, mixed: str | None = None,
                  matmul_peak: float | None = None, log: Callable[[str], None] = _quiet) -> list[dict]:
     """Measures every variant of workload `name`; returns one row per variant.
 
@@ -607,7 +616,8 @@ def run_workload(name: str, batch_size: int | None = None, steps: int = 50, repe
     elif name == "memory":
         rows = memory_rows(batch_size, width, log)
     else:
-        rows = model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_call, width, jit, log)
+        rows = model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_call, width, jit, log,
+                          mixed)
     peak = peak_rss_mb()
     for row in rows:
         row.update(workload=name, workload_description=workload.description, batch_size=batch_size, steps=steps,
@@ -702,12 +712,18 @@ def memory_rows(batch_size, width, log, examples: int = MEMORY_EXAMPLES, steps: 
     return [row]
 
 
-def model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_call, width, jit, log) -> list[dict]:
-    """Variant (a) and the baselines on the workload's model, with their input wait and FLOPs."""
+def model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_call, width, jit, log,
+               mixed: str | None = None) -> list[dict]:
+    """Variant (a) and the baselines on the workload's model, with their input wait and FLOPs;
+    with `mixed` (a `--precision`), also (a+): the project's loop on the same model built with it."""
     model_class = zoo.get(workload.model)
     arguments = dict(workload.model_arguments, **({"width": width} if width else {}))
-    model = model_class(data_shape=spec.shape, bounded=spec.value_range is not None,
-                        num_classes=spec.num_classes, seed=SEED, **arguments)
+
+    def build():
+        return model_class(data_shape=spec.shape, bounded=spec.value_range is not None,
+                           num_classes=spec.num_classes, seed=SEED, **arguments)
+
+    model = build()
     scale = pipeline.scaling(spec, model.data_range)
 
     def batches():
@@ -724,13 +740,19 @@ def model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_ca
         call_steps = min(steps_per_call, steps)
         variants = {"a": (f"Trainer, {call_steps} steps per call",
                           project_loop(model, batches(), model_dir, steps_per_call, jit), jit)}
+        if mixed:
+            with distribute.precision(mixed):
+                mixed_model = build()
+            variants["a+"] = (f"Trainer, {call_steps} steps per call, {mixed}",
+                              project_loop(mixed_model, batches(), os.path.join(model_dir, mixed), steps_per_call,
+                                           jit), jit)
         variants.update(baselines)
         for variant, (label, run_steps, xla) in variants.items():
             log(f"{workload.model}: ({variant}) {label}")
             row = measure_variant(variant, label, run_steps, steps, repeats, batch_size, xla)
             row["input_seconds"] = input_time
             row["pipeline_start_seconds"] = start
-            row["flops_per_step"] = step_flops(passes[variant], network_flops, batch_size)
+            row["flops_per_step"] = step_flops(passes[variant.rstrip("+")], network_flops, batch_size)
             if row["error"] is None:
                 train_time = statistics.median(row["seconds"])
                 row["gflops_per_second"] = row["flops_per_step"] * steps / train_time / 1e9
@@ -779,15 +801,15 @@ def measurement_row(variant, label, seconds, examples, xla) -> dict:
 
 
 def run_benchmark(names, batch_size=None, steps=50, repeats=5, steps_per_call=100, *, width=None, jit=False,
-                  matmul_size=2048, log: Callable[[str], None] = _quiet) -> dict:
+                  mixed=None, matmul_size=2048, log: Callable[[str], None] = _quiet) -> dict:
     """The machine, the matmul peak and the rows of every workload in `names`."""
     log(f"matmul peak: {matmul_size}x{matmul_size} float32")
     peak = matmul_peak_gflops(matmul_size)
     rows = []
     for name in names:
-        rows += run_workload(name, batch_size, steps, repeats, steps_per_call, width=width, jit=jit,
+        rows += run_workload(name, batch_size, steps, repeats, steps_per_call, width=width, jit=jit, mixed=mixed,
                              matmul_peak=peak, log=log)
-    settings = {"steps": steps, "repeats": repeats, "steps_per_call": steps_per_call, "jit": jit,
+    settings = {"steps": steps, "repeats": repeats, "steps_per_call": steps_per_call, "jit": jit, "mixed": mixed,
                 "batch_size": batch_size, "width": width, "matmul_size": matmul_size}
     return {"machine": machine_description(), "settings": settings, "matmul_peak_gflops": peak, "rows": rows}
 
@@ -870,7 +892,8 @@ def main(argv):
     names = check_arguments(argv)
     report = run_benchmark(
         names, steps=BENCH_STEPS.value, repeats=BENCH_REPEATS.value, steps_per_call=BENCH_STEPS_PER_CALL.value,
-        jit=BENCH_JIT.value, matmul_size=BENCH_MATMUL_SIZE.value,
+        jit=BENCH_JIT.value, mixed=None if BENCH_MIXED.value == "none" else BENCH_MIXED.value,
+        matmul_size=BENCH_MATMUL_SIZE.value,
         log=lambda line: print(f"measuring {line}", file=sys.stderr, flush=True),
     )
     print(markdown(report))
