@@ -16,6 +16,9 @@ replica).
 Only the chief writes checkpoints, summaries, pictures and records. MultiWorkerMirrored saving is
 collective, so the other workers save too, into a temporary folder they delete right after
 (`worker_checkpoints`), and read the chief's checkpoints to resume.
+
+A SIGTERM to any worker of a multi-worker cluster makes every worker save at the same step and
+stop (`ClusterPreemption`, TensorFlow's `PreemptionCheckpointHandler`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -179,6 +185,67 @@ def checkpoint_manager(strategy, checkpoint, directory: str, max_to_keep: int):
         return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
     temporary = os.path.join(os.path.dirname(directory.rstrip("/")), f".worker_{worker_index(strategy)}_checkpoints")
     return WorkerCheckpoints(checkpoint, directory, max_to_keep, temporary)
+
+
+class ClusterPreemption:
+    """A SIGTERM to any worker of a multi-worker cluster makes every worker save at the same step.
+
+    `tf.distribute.experimental.PreemptionCheckpointHandler` decides when: it installs its own
+    SIGTERM handler, and the worker signalled publishes, through the cluster's coordination
+    service, the call after which all save (the one after the call running, so all workers are
+    still taking part in it); every worker then calls `save(step)` there, which is collective.
+    The handler counts calls, not steps, so a call may hold several steps; every worker makes the
+    same calls, since the steps of each call follow from the step reached alone.
+
+    The handler restores its manager's newest checkpoint and adds its call counter to that
+    manager's checkpoint. Given a manager of its own, over an empty checkpoint and a folder that
+    does not exist, it only decides when the cluster saves: the trainer's checkpoint (and what a
+    resumed run reads, with its fallback past unreadable checkpoints) stays as it is, and the
+    count starts at 0 in every process of each run, which is all the workers need to agree.
+    Its exit function only records the stop: the trainer ends the run as on one machine.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, save: Callable[[int], None], checkpoint_directory: str):
+        self.stopped = False
+        unused = tf.train.CheckpointManager(
+            tf.train.Checkpoint(), os.path.join(checkpoint_directory, "unused-by-preemption-handler"), max_to_keep=1
+        )
+        config = tf.distribute.experimental.TerminationConfig(exit_fn=self._stop, save_fn=save)
+        self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            strategy.cluster_resolver, unused, termination_config=config
+        )
+
+    def _stop(self):
+        self.stopped = True
+
+    def saved_at(self, step: int) -> bool:
+        """After every call: whether the cluster saved at `step` and must stop (a worker was
+        signalled). Every worker calls it after the same calls, with the same `step`."""
+        self._handler.save_checkpoint_if_preempted(step)
+        return self.stopped
+
+    def close(self):
+        """Stops the handler's watcher threads (it does so itself after a save for preemption).
+        The thread waiting for a peer's signal holds the handler, so it is never collected, and
+        `__del__`, the handler's own clean-up, would not run."""
+        self._handler._stop_poll_termination_signal_thread()
+        self._handler._stop_cluster_wise_termination_watcher_thread()
+
+
+@contextlib.contextmanager
+def cluster_preemption(strategy: tf.distribute.Strategy, save: Callable[[int], None], checkpoint_directory: str):
+    """A `ClusterPreemption` for the duration of a block, or None outside the main thread (where
+    no signal handler can be installed); the previous SIGTERM handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    preemption = ClusterPreemption(strategy, save, checkpoint_directory)
+    try:
+        yield preemption
+    finally:
+        preemption.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ everything around the step:
   fixed seed, so pictures are comparable over time), and a progress line;
 - a stop with `TrainingError` when a metric becomes non-finite, before anything is saved, so the
   last good checkpoint stays the latest, or (`nan_policy="rollback"`) a return to that checkpoint
-  past the failing batches; and a save-and-stop on SIGTERM within one step.
+  past the failing batches; and a save-and-stop on SIGTERM within one step (on a multi-worker
+  cluster, a SIGTERM to any worker makes every worker save at the same step and stop).
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ class Trainer:
             return {}
         metrics: dict[str, float] = {}
         started, last_time, last_step = time.perf_counter(), time.perf_counter(), step
-        with self._sigterm_saves():
+        with self._sigterm_saves() as preemption:
             while step < train_steps:
                 num_steps = self._steps_until_event(step, train_steps)
                 done, values = self._train(self.iterator, tf.constant(num_steps))
@@ -290,6 +291,11 @@ class Trainer:
                 if bool(self._stop.numpy()):
                     self.save(step)
                     self.log(f"stopped by SIGTERM at step {step}; checkpoint saved, rerun to resume")
+                    break
+                # At the last step the run ends with its own save; a signal then changes nothing.
+                if preemption is not None and step < train_steps and preemption.saved_at(step):
+                    self.log(f"stopped by SIGTERM to a worker at step {step}; every worker saved, "
+                             "rerun the cluster to resume")
                     break
                 if step % self.config.checkpoint_every == 0 or step == train_steps:
                     self.save(step)
@@ -429,15 +435,25 @@ class Trainer:
 
     @contextlib.contextmanager
     def _sigterm_saves(self):
-        """On SIGTERM, stop after the step running, save and end.
+        """On SIGTERM, stop after the step running, save and end; yields the cluster's
+        `distribute.ClusterPreemption` under MultiWorkerMirroredStrategy, else None.
 
         A Python signal handler runs only between bytecodes, that is after the whole compiled
         call of `steps_per_call` steps. So the handler's wake-up byte goes to a pipe that a
         thread watches; the thread sets the stop variable that the compiled loop checks before
         every step. Signals only reach the main thread: elsewhere nothing is installed.
+
+        On a multi-worker cluster no worker may stop on its own (the others would wait for it in
+        the next collective step), so the stop variable stays unset: TensorFlow's preemption
+        handler makes the whole cluster save after the call following the signal's (at most
+        2 x `steps_per_call` steps later) and the loop then ends on every worker.
         """
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            with distribute.cluster_preemption(self.strategy, self.save, self.checkpoints.directory) as preemption:
+                yield preemption
+            return
         if threading.current_thread() is not threading.main_thread():
-            yield
+            yield None
             return
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)
@@ -458,7 +474,7 @@ class Trainer:
         previous_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         previous = signal.signal(signal.SIGTERM, request_stop)
         try:
-            yield
+            yield None
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.set_wakeup_fd(previous_wakeup)
