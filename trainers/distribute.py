@@ -203,6 +203,10 @@ class ClusterPreemption:
     resumed run reads, with its fallback past unreadable checkpoints) stays as it is, and the
     count starts at 0 in every process of each run, which is all the workers need to agree.
     Its exit function only records the stop: the trainer ends the run as on one machine.
+
+    The keys it leaves in the coordination service outlive it, so it serves one training run of
+    the cluster's processes (`trainers.train` trains once per process): a second one in the same
+    processes would not learn of a peer's signal.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, save: Callable[[int], None], checkpoint_directory: str):
