@@ -213,10 +213,12 @@ def start_workers(tmp_path, flags, name):
     return workers, logs
 
 
-# Signalling both workers (a whole cluster preempted) takes the same path as signalling one: the
-# second worker's claim is refused by the coordination service and ignored. It is slow only for
-# the 25 s more it would add to the default run.
-@pytest.mark.parametrize("signalled", [(1,), (0,), pytest.param((0, 1), marks=pytest.mark.slow)],
+# Signalling the chief, or both workers (a whole cluster preempted), takes the same path as
+# signalling the other worker: the handler announces the save to the cluster whoever got the
+# signal, and a second claim is refused by the coordination service and ignored. They are slow
+# only for the 25 s each would add to the default run.
+@pytest.mark.parametrize("signalled", [(1,), pytest.param((0,), marks=pytest.mark.slow),
+                                       pytest.param((0, 1), marks=pytest.mark.slow)],
                          ids=["other", "chief", "both"])
 def test_sigterm_to_workers_saves_the_cluster_at_one_step_and_resumes(tmp_path, signalled):
     # ~25 s each here: two runs of two TensorFlow processes talking over gRPC. The signalled
