@@ -195,6 +195,22 @@ def test_bad_distribution_flags_are_one_line(tmp_path, monkeypatch, flags, envir
     assert not model_dir.exists()
 
 
+def test_a_run_is_not_continued_in_another_precision(tmp_path):
+    from conftest import run_tool
+
+    from trainers import train
+
+    model_dir = tmp_path / "run"
+    command = ["--model=gan", "--dataset=ring", f"--model_dir={model_dir}", "--train_steps=1", "--width=8",
+               "--depth=1", "--latent_dim=4", "--batch_size=16", "--steps_per_call=1", "--eval_split=none"]
+    code, _, err = run_tool(train.main, *command)
+    assert code == 0, err
+    before = sorted(os.listdir(model_dir / "checkpoints"))
+    code, _, err = run_tool(train.main, *command, "--precision=mixed_bfloat16", "--train_steps=2")
+    assert code == 2 and "precision='float32' there, 'mixed_bfloat16' now" in err, err
+    assert sorted(os.listdir(model_dir / "checkpoints")) == before
+
+
 def start_workers(tmp_path, flags, name):
     """Two `trainers.train --strategy=multi_worker` processes on localhost sharing one model_dir
     (as on a shared file system); their output goes to `<name>_worker<i>.log`."""

@@ -64,6 +64,7 @@ def main(argv):
         "split": F.SPLIT.value,
         "image_size": F.IMAGE_SIZE.value,
         "augment": F.AUGMENT.value,
+        "precision": F.PRECISION.value,
         "data_spec": spec.to_json(),
     }
     check_same_run(model_dir, record)
@@ -186,6 +187,8 @@ def check_same_run(model_dir: str, record: dict) -> None:
         for key in ("dataset", "split", "image_size")
         if saved.get(key) != record[key]
     ]
+    if saved.get("precision", "float32") != record["precision"]:
+        differences.append(f"precision={saved.get('precision', 'float32')!r} there, {record['precision']!r} now")
     differences += [
         f"{key}={saved['config'].get(key)!r} there, {value!r} now"
         for key, value in record["config"].items()
