@@ -195,6 +195,17 @@ def test_bad_distribution_flags_are_one_line(tmp_path, monkeypatch, flags, envir
     assert not model_dir.exists()
 
 
+def test_a_worker_reports_the_chiefs_newest_checkpoint(tmp_path):
+    checkpoint = tf.train.Checkpoint(value=tf.Variable(1.0))
+    folder = str(tmp_path / "checkpoints")
+    worker = distribute.WorkerCheckpoints(checkpoint, folder, 3, str(tmp_path / ".worker_1_checkpoints"))
+    assert worker.latest_checkpoint is None
+    chief = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3)
+    chief.save(checkpoint_number=5)
+    assert worker.latest_checkpoint == os.path.join(folder, "ckpt-5")
+    assert worker.save(checkpoint_number=5) and not os.path.exists(tmp_path / ".worker_1_checkpoints")
+
+
 def test_a_run_is_not_continued_in_another_precision(tmp_path):
     from conftest import run_tool
 

@@ -175,6 +175,12 @@ class WorkerCheckpoints:
         shutil.rmtree(self._temporary_directory, ignore_errors=True)
         return path
 
+    @property
+    def latest_checkpoint(self):
+        """The chief's newest checkpoint as its state file names it now (the chief's manager
+        object here never saves, so its own record would stay at what it found on start)."""
+        return tf.train.latest_checkpoint(self._chief.directory)
+
     def __getattr__(self, name):
         return getattr(self._chief, name)
 
