@@ -194,14 +194,7 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "uniform", None, seed)
     synthetic = draw(source, num, seed, labels)
     os.makedirs(report_dir, exist_ok=True)
-    report = {
-        "model": source.record.get("model"),
-        "step": source.record.get("step"),
-        "dataset": source.record.get("dataset"),
-        "num_samples": num,
-        "seed": seed,
-        "heldout": "the last fifth of the training examples (seen in training)" if seen else "the test split",
-    }
+    report = report_header(source, num, seed, seen, "examples")
     figures = {}
     labelled = spec.num_classes >= 2 and "y" in train
     if labelled:
@@ -257,23 +250,40 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
         pairs = np.asarray(distances["closest_pairs"])
         figures["closest_pairs"] = plot_pairs(synthetic[pairs[:, 0]], train["x"][pairs[:, 1]], spec)
     paths = {name: save(figure, os.path.join(report_dir, f"{name}.png")) for name, figure in figures.items()}
-    write_json(report, os.path.join(report_dir, "report.json"))
-    write_html(report, paths, os.path.join(report_dir, "report.html"))
-    log_scalars(report, report_dir, int(source.record.get("step") or 0))
+    write_report(report, paths, report_dir, source)
     return report
+
+
+def report_header(source, num: int, seed: int, seen: bool, examples: str) -> dict:
+    """What every report starts with: the run measured, how many samples, against what."""
+    return {
+        "model": source.record.get("model"),
+        "step": source.record.get("step"),
+        "dataset": source.record.get("dataset"),
+        "num_samples": num,
+        "seed": seed,
+        "heldout": f"the last fifth of the training {examples} (seen in training)" if seen else "the test split",
+    }
+
+
+def write_report(report: dict, pictures: dict, report_dir: str, source) -> None:
+    """report.json, report.html (with `pictures`, name -> PNG path) and the TensorBoard scalars."""
+    write_json(report, os.path.join(report_dir, "report.json"))
+    write_html(report, pictures, os.path.join(report_dir, "report.html"))
+    log_scalars(report, report_dir, int(source.record.get("step") or 0))
 
 
 def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str, real_examples: int) -> dict:
     """The table report (`trainers.table_measures`) of `num` decoded synthetic rows against the
     real rows, each score beside its real-vs-real floor; conditional models draw labels in the
-    training split's class shares, so train-on-synthetic sees the real balance."""
+    class shares of the real training rows, so train-on-synthetic sees the real balance."""
     train, holdout = load_real(source.record, spec, max(num, real_examples))
     seen = holdout.pop("seen")
     num = min(num, len(train["x"]))
     encoder = spec.table
     labels = None
     if source.conditional:
-        frequencies = sample.training_frequencies(source.record, spec.num_classes)
+        frequencies = np.bincount(train["y"], minlength=spec.num_classes) / len(train["y"])
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "real", frequencies, seed)
     synthetic = tabular.decode(draw(source, num, seed, labels), encoder, labels)
     real_train = tabular.decode(train["x"], encoder, train.get("y") if labels is not None else None)
@@ -292,12 +302,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     except ValueError as error:
         raise DataError(f"cannot measure the table of {spec.name}: {error}") from None
     report = {
-        "model": source.record.get("model"),
-        "step": source.record.get("step"),
-        "dataset": source.record.get("dataset"),
-        "num_samples": num,
-        "seed": seed,
-        "heldout": "the last fifth of the training rows (seen in training)" if seen else "the test split",
+        **report_header(source, num, seed, seen, "rows"),
         "space": "decoded table columns (the real-vs-real floor compares held-out rows with training rows)",
         "fidelity": {name: {"synthetic": measured[name]["score"], "real_floor": floor[name]} for name in floor},
         **{key: value for key, value in measured.items() if key != "pictures"},
@@ -308,10 +313,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
                                 "train_on_synthetic_test_on_real": utility.pop("tstr_accuracy"),
                                 "train_on_real_test_on_real": utility.pop("trtr_accuracy"), **utility}
     report["memorisation"] = report.pop("distance_to_closest_record")
-    figures = {os.path.splitext(os.path.basename(path))[0]: path for path in measured.get("pictures", {}).values()}
-    write_json(report, os.path.join(report_dir, "report.json"))
-    write_html(report, figures, os.path.join(report_dir, "report.html"))
-    log_scalars(report, report_dir, int(source.record.get("step") or 0))
+    write_report(report, measured.get("pictures", {}), report_dir, source)
     return report
 
 

@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+# Panels of one per-feature or per-column picture, at most (the first ones are drawn).
+MAX_PANELS = 16
+
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     """Tiles `(N, H, W, C)` images into one `(rows*H, columns*W, C)` image with 1-pixel gaps."""
     count, height, width, channels = images.shape
@@ -52,18 +55,28 @@ def save_scatter(points: np.ndarray, path: str, real: np.ndarray | None = None, 
 
 def save_histograms(vectors: np.ndarray, path: str, real: np.ndarray | None = None, title: str = "") -> None:
     """Writes one histogram per feature (up to 16), generated over real."""
-    features = min(vectors.shape[1], 16)
-    columns = min(features, 4)
-    rows = math.ceil(features / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.5 * rows), dpi=100, squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        if index >= features:
-            ax.axis("off")
-            continue
+    features = min(vectors.shape[1], MAX_PANELS)
+    figure, axes = panel_grid(features)
+    for index, ax in zip(range(features), axes.flat):
         if real is not None:
             ax.hist(real[:, index], bins=30, alpha=0.5, density=True, label="real")
         ax.hist(vectors[:, index], bins=30, alpha=0.5, density=True, label="generated")
         ax.set_title(f"feature {index}", fontsize=8)
+    save_panels(figure, axes, title, path)
+
+
+def panel_grid(count: int):
+    """A figure with `count` small panels, four to a row; the spare ones are blank."""
+    columns = min(count, 4)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.5 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return figure, axes
+
+
+def save_panels(figure, axes, title: str, path: str) -> None:
+    """Legend on the first panel, the title, and the figure written to `path`."""
     axes.flat[0].legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
@@ -103,13 +116,8 @@ def save_table_blocks(rows: np.ndarray, blocks, path: str, real: np.ndarray | No
     """Writes one panel per table column (up to 16) of encoded `rows`: the category frequencies
     (each softmax block's argmax) as bars, or the standardised value as a histogram, generated
     beside real."""
-    panels = list(_block_slices(blocks))[:16]
-    columns = min(len(panels), 4)
-    rows_of_panels = math.ceil(len(panels) / columns)
-    figure, axes = plt.subplots(rows_of_panels, columns, figsize=(3 * columns, 2.5 * rows_of_panels), dpi=100,
-                                squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
+    panels = list(_block_slices(blocks))[:MAX_PANELS]
+    figure, axes = panel_grid(len(panels))
     for index, (ax, (kind, start, size)) in enumerate(zip(axes.flat, panels)):
         if kind == "softmax":
             positions = np.arange(size)
@@ -124,11 +132,7 @@ def save_table_blocks(rows: np.ndarray, blocks, path: str, real: np.ndarray | No
                 ax.hist(real[:, start], bins=30, alpha=0.5, density=True, label="real")
             ax.hist(rows[:, start], bins=30, alpha=0.5, density=True, label="generated")
         ax.set_title(f"column {index} ({kind})", fontsize=8)
-    axes.flat[0].legend(fontsize=7)
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_panels(figure, axes, title, path)
 
 
 def _block_slices(blocks):
