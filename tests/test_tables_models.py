@@ -137,7 +137,7 @@ def test_models_without_table_support_and_bad_blocks_are_refused():
         with pytest.raises(zoo.UsageError, match=f"--model={name} does not take tables; models for tables: gan, vae"):
             train.table_arguments(name, spec)
     assert train.table_arguments("vae", spec) == {"table_blocks": BLOCKS}
-    assert train.table_arguments("dcgan", types.SimpleNamespace()) == {}  # no such field: not a table
+    assert train.table_arguments("dcgan", types.SimpleNamespace(table_blocks=None)) == {}  # not a table
     with pytest.raises(zoo.UsageError, match="likelihood bernoulli does not apply to tables"):
         table_model("vae", likelihood="bernoulli")
     with pytest.raises(zoo.UsageError, match="cover 6 features; the encoded rows have 7"):

@@ -95,7 +95,7 @@ def for_data(spec, decode, real: np.ndarray | None = None):
       real: some real examples in data space, drawn behind 2-D points and vector histograms.
     """
 
-    blocks = getattr(spec, "table_blocks", None)
+    blocks = spec.table_blocks
 
     def picture(samples: np.ndarray, path: str, columns: int | None = None) -> None:
         data = np.asarray(decode(samples))

@@ -133,7 +133,7 @@ def make_deterministic(seed: int) -> None:
 def table_arguments(model_name: str, spec) -> dict:
     """`{"table_blocks": ...}` for a table, which only models that support tables take; `{}`
     for other data."""
-    blocks = getattr(spec, "table_blocks", None)
+    blocks = spec.table_blocks
     if blocks is None:
         return {}
     if not zoo.get(model_name).supports_tables:
