@@ -98,6 +98,9 @@ def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
         line = text_line(path, error.start)
         raise DataError(f"{path}: line {line} is not UTF-8 text (byte {error.object[error.start]:#x}); "
                         "save the file as UTF-8") from None
+    except OSError as error:
+        raise DataError(f"dataset 'csv:{path}' cannot be read ({error.strerror or error}); "
+                        "expected a readable CSV file") from None
     lines = list(csv.reader(text.splitlines(keepends=True)))
     if not lines or not any(cell.strip() for cell in lines[0]):
         raise DataError(f"{path}: empty file; expected a header row of column names and rows of values")
@@ -135,6 +138,9 @@ def read_schema(path: str) -> dict:
             schema = json.load(file)
     except (ValueError, UnicodeDecodeError) as error:
         raise UsageError(f"--schema={path} is not valid JSON ({error})") from None
+    except OSError as error:
+        raise UsageError(f"--schema={path} cannot be read ({error.strerror or error}); expected a readable "
+                         "JSON file") from None
     if not isinstance(schema, dict) or set(schema) - set(SCHEMA_KEYS):
         extra = sorted(set(schema) - set(SCHEMA_KEYS)) if isinstance(schema, dict) else type(schema).__name__
         raise UsageError(f"--schema={path}: unexpected {extra}; accepted keys: {', '.join(SCHEMA_KEYS)}")

@@ -172,6 +172,21 @@ def test_missing_file_and_bad_flags_exit_2_with_one_line(tmp_path):
     assert code == 2 and "label column 'income' is continuous" in err
 
 
+def test_an_unreadable_csv_or_schema_is_one_line(tmp_path, monkeypatch):
+    table, schema = tmp_path / "t.csv", tmp_path / "s.json"
+    table.write_text("a,b\n1,x\n2,y\n")
+    schema.write_text("{}")
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(tabular, "open", refuse, raising=False)
+    with pytest.raises(DataError, match=r"csv:.*t.csv' cannot be read \(Permission denied\)"):
+        tabular.read_csv(str(table))
+    with pytest.raises(UsageError, match=r"--schema=.*s.json cannot be read \(Permission denied\)"):
+        tabular.read_schema(str(schema))
+
+
 @pytest.fixture(scope="module")
 def table_run(tmp_path_factory):
     """A conditional GAN trained for two steps on purchases, and its export."""
