@@ -8,14 +8,16 @@ import math
 import statistics
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from conftest import run_tool
+from conftest import run_tool, tiny_model
 from trainers import benchmark
 
 EXPECTED_VARIANTS = {
-    "dcgan": ["a", "b", "c"],
-    "gan": ["a", "b", "c", "d"],
+    "dcgan": ["a", "b", "c", "e"],
+    "gan": ["a", "b", "c", "d", "e"],
     "vae": ["a", "b", "c"],
     "input": ["augmented", "plain"],
 }
@@ -184,7 +186,20 @@ def test_mixed_precision_variant_runs_the_loop_in_bfloat16_and_restores_the_poli
     rows = benchmark.run_workload("gan", batch_size=8, steps=2, repeats=1, steps_per_call=2, width=4,
                                   mixed="mixed_bfloat16")
     mixed = [row for row in rows if row["variant"] == "a+"]
-    assert [row["variant"] for row in rows] == ["a", "a+", "b", "c", "d"]
+    assert [row["variant"] for row in rows] == ["a", "a+", "b", "c", "d", "e"]
     assert len(mixed) == 1 and mixed[0]["error"] is None and "mixed_bfloat16" in mixed[0]["label"]
     assert mixed[0]["flops_per_step"] == rows[0]["flops_per_step"]
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_floor_variant_trains_both_networks_from_data_held_in_memory():
+    model = tiny_model("gan")
+    networks = benchmark.adversarial_networks(model)
+    before = {name: [v.numpy().copy() for v in network.trainable_variables] for name, network in networks.items()}
+    data = tf.random.normal((32, *model.data_shape))
+    run_steps = benchmark.floor_gan_loop(networks["generator"], networks["discriminator"],
+                                         benchmark.adam_like(model, "generator"),
+                                         benchmark.adam_like(model, "discriminator"), data, 8, model.latent_size, 2)
+    run_steps(3)
+    for name, network in networks.items():
+        assert all(not np.array_equal(old, new.numpy()) for old, new in zip(before[name], network.trainable_variables))

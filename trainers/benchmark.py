@@ -42,6 +42,14 @@ the same architecture, at the same batch size, on batches from the same input pi
   when a model's train function is first traced, not at `compile`, so the loop sets it to match
   each model before its call.
 
+- (e) GANs only, a floor rather than a way anyone trains: the fewest operations a step of these
+  networks needs in TensorFlow. The same Keras networks and Adam, one tape, one discriminator
+  pass on the concatenated batch, softplus losses, `--bench_steps_per_call` steps in one
+  `tf.function` call, and batches gathered inside that call from the data held as one tensor
+  (drawn with replacement, so there is no input pipeline at all); no metrics, EMA, stop flag,
+  distribution or random-stream bookkeeping. No loop built on these networks can be much faster
+  on the same machine, so (e)/(b) bounds what any loop can gain over (b).
+
 (c) and (d) keep Keras's default `compile(jit_compile="auto")`, which is XLA where a GPU is
 present; the table marks every variant that ran with XLA.
 
@@ -168,6 +176,8 @@ WORKLOADS = {
     "memory": Workload("shapes", 256, "dcgan", {}, "DCGAN training on 60,000 images, in a child process"),
 }
 MEMORY_EXAMPLES = 60000
+# Batches of real examples the floor (e) holds in memory and draws its batches from.
+FLOOR_BATCHES = 40
 MEMORY_STEPS = 100
 
 # Network passes of one training step, as (network, examples in batches, cost in forwards): 3 for a
@@ -178,6 +188,7 @@ ADVERSARIAL_PASSES = {
     "c": [("generator", 1, 1), ("discriminator", 2, 3), ("generator", 1, 3), ("discriminator", 1, 3)],
     "d": [("generator", 1, 1), ("discriminator", 1, 3), ("discriminator", 1, 3), ("generator", 1, 3),
           ("discriminator", 1, 3)],
+    "e": [("generator", 1, 3), ("discriminator", 2, 3)],
 }
 VAE_PASSES = {variant: [("encoder", 1, 3), ("decoder", 1, 3)] for variant in "abc"}
 
@@ -365,6 +376,46 @@ def tutorial_gan_loop(generator, discriminator, generator_optimizer, discriminat
         for batch in itertools.islice(iterator, num_steps):
             generator_loss, _ = train_step(batch["x"])
         float(generator_loss)
+
+    return run_steps
+
+
+# -- (e) the floor: the step's operations and nothing else ----------------------------------------
+
+
+def floor_gan_loop(generator, discriminator, generator_optimizer, discriminator_optimizer, data: tf.Tensor,
+                   batch_size: int, latent_dim: int, steps_per_call: int):
+    """`run_steps(n)`: n steps in calls of at most `steps_per_call` steps, each a `tf.function` whose
+    steps gather their batch from `data` and draw noise statelessly, then take one tape's gradients."""
+    count = int(data.shape[0])
+    call_index = tf.Variable(0, dtype=tf.int64)
+
+    @tf.function
+    def call(num_steps):
+        generator_loss = tf.constant(0.0)
+        for step in tf.range(num_steps):
+            seed = tf.stack([call_index, tf.cast(step, tf.int64)])
+            real = tf.gather(data, tf.random.stateless_uniform([batch_size], seed, maxval=count, dtype=tf.int32))
+            noise = tf.random.stateless_normal([batch_size, latent_dim], seed + 1)
+            with tf.GradientTape(persistent=True) as tape:
+                fake = generator(noise, training=True)
+                real_logits, fake_logits = tf.split(discriminator(tf.concat([real, fake], 0), training=True), 2)
+                discriminator_loss = (tf.reduce_mean(tf.nn.softplus(-real_logits))
+                                      + tf.reduce_mean(tf.nn.softplus(fake_logits)))
+                generator_loss = tf.reduce_mean(tf.nn.softplus(-fake_logits))
+            for loss, network, optimizer in ((discriminator_loss, discriminator, discriminator_optimizer),
+                                             (generator_loss, generator, generator_optimizer)):
+                optimizer.apply_gradients(zip(tape.gradient(loss, network.trainable_variables),
+                                              network.trainable_variables))
+        call_index.assign_add(1)
+        return generator_loss
+
+    def run_steps(num_steps):
+        done = 0
+        while done < num_steps:
+            call_steps = min(steps_per_call, num_steps - done)
+            float(call(tf.constant(call_steps)))
+            done += call_steps
 
     return run_steps
 
@@ -559,11 +610,12 @@ def adam_like(model, player: str | None = None) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(getattr(model, f"{player}_learning_rate"), beta_1=model.beta_1, beta_2=model.beta_2)
 
 
-def baseline_variants(model, batches: Callable[[], tf.data.Dataset], batch_size: int, with_train_on_batch: bool):
+def baseline_variants(model, batches: Callable[[], tf.data.Dataset], batch_size: int, with_train_on_batch: bool,
+                      steps_per_call: int = 100):
     """`{variant: (label, run_steps, xla)}` of the baselines, and the forward FLOPs of each network.
 
     Every variant gets its own networks, optimizers and iterator of `batches()`; (d) only
-    `with_train_on_batch`.
+    `with_train_on_batch`; (e), the floor, holds the examples of `FLOOR_BATCHES` batches as one tensor.
     """
     if isinstance(model, zoo.get("vae")):
         built = [vae_networks(model) for _ in range(2)]
@@ -576,7 +628,7 @@ def baseline_variants(model, batches: Callable[[], tf.data.Dataset], batch_size:
         }
         return variants, {name: forward_flops(network) for name, network in built[0].items()}
 
-    built = [adversarial_networks(model) for _ in range(3 if with_train_on_batch else 2)]
+    built = [adversarial_networks(model) for _ in range(4)]
     latent_dim = model.latent_size
     fit_gan = KerasIoGAN(built[1]["discriminator"], built[1]["generator"], latent_dim)
     fit_gan.compile(d_optimizer=adam_like(model, "discriminator"), g_optimizer=adam_like(model, "generator"),
@@ -592,6 +644,10 @@ def baseline_variants(model, batches: Callable[[], tf.data.Dataset], batch_size:
         run_steps, xla = train_on_batch_loop(built[2]["generator"], built[2]["discriminator"], optimizers, batches(),
                                              batch_size, latent_dim)
         variants["d"] = ("train_on_batch, frozen discriminator", run_steps, xla)
+    data = tf.concat([batch["x"] for batch in batches().take(FLOOR_BATCHES)], axis=0)
+    variants["e"] = (f"floor: the step's operations only, {steps_per_call} steps per call", floor_gan_loop(
+        built[3]["generator"], built[3]["discriminator"], adam_like(model, "generator"),
+        adam_like(model, "discriminator"), data, batch_size, latent_dim, steps_per_call), False)
     return variants, {name: forward_flops(network) for name, network in built[0].items()}
 
 
@@ -730,7 +786,8 @@ def model_rows(workload, dataset, spec, batch_size, steps, repeats, steps_per_ca
         return pipeline.training_dataset(dataset, spec, batch_size=batch_size, scale=scale, seed=SEED)
 
     # The frozen-discriminator recipe belongs to small dense GANs; it is measured on the MLP GAN only.
-    baselines, network_flops = baseline_variants(model, batches, batch_size, workload.model == "gan")
+    baselines, network_flops = baseline_variants(model, batches, batch_size, workload.model == "gan",
+                                                 min(steps_per_call, steps))
     passes = VAE_PASSES if workload.model == "vae" else ADVERSARIAL_PASSES
     log(f"{workload.model}: input pipeline alone")
     start, seconds = pipeline_seconds(batches(), steps, repeats)
