@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import losses, streams
+from zoo import diffaugment, losses, streams
 from zoo.base import SEED_SPEC, check_range, served_count, served_seed
 from zoo.dcgan import DCGAN
 from zoo.registry import MODELS, UsageError
@@ -31,6 +31,13 @@ class InfoGAN(DCGAN):
       continuous_codes: number of continuous codes (at least 1).
       categorical_weight, continuous_weight: weights of the two information terms (the paper
         uses 1 for discrete codes and smaller weights for continuous ones).
+      code_invariance: `zoo.diffaugment` policies, e.g. `rotation,scale,translation`, that Q
+        reads the categorical code through: each generated image is transformed at random and
+        passed through the discriminator's trunk once more, and the code must be read from
+        that copy. The code then cannot be carried by what the policies change (orientation,
+        size, position), and on data whose classes differ in what is left (the shape, not its
+        pose) it settles on the class. The continuous codes are read from the untransformed
+        image, so they are free to take the pose. Empty: the paper's InfoGAN.
       **kwargs: see `DCGAN`.
 
     Example:
@@ -46,7 +53,7 @@ class InfoGAN(DCGAN):
     """
 
     def __init__(self, data_shape, categories=10, continuous_codes=2, categorical_weight=1.0,
-                 continuous_weight=0.1, **kwargs):
+                 continuous_weight=0.1, code_invariance="", **kwargs):
         if categories < 2 or continuous_codes < 1:
             raise UsageError(
                 f"infogan needs categories >= 2 and continuous_codes >= 1, not categories={categories}, "
@@ -58,6 +65,8 @@ class InfoGAN(DCGAN):
         self.continuous_codes = int(continuous_codes)
         self.categorical_weight = float(categorical_weight)
         self.continuous_weight = float(continuous_weight)
+        self.code_invariance = ",".join(diffaugment.parse(code_invariance, diffaugment.CODE_POLICIES,
+                                                          "--code_invariance"))
         super().__init__(data_shape, **kwargs)
         features = self.discriminator.output["features"].shape[-1]
         self.q_head = keras.Sequential(
@@ -167,9 +176,12 @@ class InfoGAN(DCGAN):
         outputs = self.q_head(features, training=training)
         return outputs[:, : self.categories], outputs[:, self.categories:]
 
-    def auxiliary_loss(self, latents, fake_features):
+    def auxiliary_loss(self, latents, fake, fake_features):
         one_hot, continuous = self._split_codes(latents)
         logits, mean = self._q(fake_features, training=True)
+        if self.code_invariance:
+            moved = diffaugment.diff_augment(fake, self.code_invariance.split(","), self.seed_generator)
+            logits, _ = self._q(self.discriminator(moved, training=True)["features"], training=True)
         categorical = losses.mutual_information_loss(categorical_codes=one_hot, categorical_logits=logits)
         gaussian = losses.mutual_information_loss(
             continuous_codes=continuous, continuous_mean=mean, continuous_log_std=tf.zeros_like(mean)
@@ -178,9 +190,14 @@ class InfoGAN(DCGAN):
         return total, {"categorical_information_loss": categorical, "continuous_information_loss": gaussian}
 
     def infer_codes(self, data):
-        """Posterior of the codes given data in the model's range: `(probabilities, means)`."""
+        """Posterior of the codes given data in the model's range: `(probabilities, means)`. With
+        `centre` among the `code_invariance` policies, the categorical code is read from the
+        re-framed data, as in training (the random policies are left out)."""
         features = self.discriminator(data, training=False)["features"]
         logits, mean = self._q(features)
+        if "centre" in self.code_invariance.split(","):
+            framed = self.discriminator(diffaugment.centre(data), training=False)["features"]
+            logits, _ = self._q(framed)
         return tf.nn.softmax(logits), mean
 
     def pictures(self, num, seed, real=None):
@@ -218,4 +235,5 @@ class InfoGAN(DCGAN):
             "continuous_codes": self.continuous_codes,
             "categorical_weight": self.categorical_weight,
             "continuous_weight": self.continuous_weight,
+            "code_invariance": self.code_invariance,
         }
