@@ -202,3 +202,15 @@ def embedded_shapes(count):
     from datasets import embedded
 
     return embedded.shapes(count, 0)["x"].astype(np.float32) / 127.5 - 1.0
+
+
+def test_infogan_clustering_term_reads_real_images_through_two_views():
+    model = tiny_model("infogan", code_invariance="centre,rotation", clustering_weight=0.5)
+    assert zoo.get("infogan").from_config(model.get_config()).clustering_weight == 0.5
+    model.build_optimizers()
+    metrics = model.train_step({"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
+    assert all_finite(metrics.values()) and -np.log(3) - 1e-4 <= float(metrics["real_clustering_loss"]) <= 1e-6
+    assert "real_clustering_loss" not in tiny_model("infogan", code_invariance="rotation").train_step(
+        {"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
+    with pytest.raises(UsageError, match="clustering_weight=1.0 needs a non-negative value and --code_invariance"):
+        tiny_model("infogan", clustering_weight=1.0)

@@ -191,6 +191,9 @@ flags.DEFINE_float("continuous_weight", None, "Weight of InfoGAN's continuous in
 flags.DEFINE_string("code_invariance", None,
                     "DiffAugment policies InfoGAN's Q reads the categorical code through (e.g. "
                     "rotation,scale,translation), so the code cannot encode what they change.")
+flags.DEFINE_float("clustering_weight", None,
+                   "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
+                   "image the same categorical code (invariant information clustering).", lower_bound=0.0)
 
 FLAGS = flags.FLAGS
 
