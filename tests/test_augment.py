@@ -143,3 +143,74 @@ def test_scale_grows_or_shrinks_content_within_its_range():
     assert areas.min() < 56 and areas.max() > 72  # both directions occur
     # Zoomed-out images take in area from outside the image: it is the low end of the range, not grey.
     np.testing.assert_allclose(scaled[:, 0, 0, 0], -1.0)
+
+
+def test_rotation_turns_about_the_centre_and_fills_with_the_low_end(monkeypatch):
+    images = embedded_shapes(16)
+    with monkeypatch.context() as patch:
+        patch.setattr(diffaugment.streams, "draw", lambda function, shape, seed, *_: tf.fill(shape, np.pi / 2))
+        quarter = diffaugment.rotation(tf.constant(images), seeds()).numpy()
+    np.testing.assert_allclose(quarter, np.rot90(images, 1, axes=(1, 2)), atol=1e-5)
+    # A disc about the centre keeps its area at any angle; corners brought in from outside are -1.
+    disc = -np.ones((64, 28, 28, 1), np.float32)
+    yy, xx = np.mgrid[:28, :28]
+    disc[:, (yy - 13.5) ** 2 + (xx - 13.5) ** 2 < 36] = 1.0
+    turned = diffaugment.rotation(tf.constant(disc), seeds()).numpy()
+    areas = (turned > 0).sum(axis=(1, 2, 3))
+    assert np.all(np.abs(areas - (disc[0] > 0).sum()) <= 8)
+    square = np.ones((64, 28, 28, 1), np.float32)
+    corners = diffaugment.rotation(tf.constant(square), seeds()).numpy()[:, 0, 0, 0]
+    assert np.mean(corners < -0.9) > 0.5  # most angles bring the corner in from outside
+
+
+def test_centre_removes_position_and_size():
+    small = -np.ones((2, 28, 28, 1), np.float32)
+    small[0, 2:8, 3:9] = 1.0  # a 6x6 square in a corner
+    small[1, 12:24, 10:22] = 1.0  # a 12x12 square elsewhere
+    framed = diffaugment.centre(tf.constant(small)).numpy()
+    areas = (framed > 0).sum(axis=(1, 2, 3))
+    assert abs(areas[0] - areas[1]) <= 0.1 * areas[1] and 100 < areas[1] < 400  # was 36 and 144 pixels
+    for image in framed:
+        rows, columns = np.nonzero(image[..., 0] > 0)
+        assert abs(rows.mean() - 13.5) < 0.5 and abs(columns.mean() - 13.5) < 0.5
+
+
+def test_infogan_reads_its_categorical_code_through_the_invariance_policies():
+    model = tiny_model("infogan", code_invariance="rotation,centre")
+    assert model.get_config()["code_invariance"] == "centre,rotation"
+    assert zoo.get("infogan").from_config(model.get_config()).code_invariance == "centre,rotation"
+    model.build_optimizers()
+    metrics = model.train_step({"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
+    assert all_finite(metrics.values())
+    # Read back from the re-framed image: moving and resizing the content leaves the code's posterior.
+    images = -np.ones((2, 28, 28, 1), np.float32)
+    images[0, 2:8, 3:9] = 1.0
+    images[1, 12:24, 10:22] = 1.0
+    probabilities, continuous = model.infer_codes(tf.constant(images))
+    framed_logits, _ = model._q(model.discriminator(diffaugment.centre(tf.constant(images)))["features"])
+    plain_logits, plain_continuous = model._q(model.discriminator(tf.constant(images))["features"])
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(framed_logits), atol=1e-6)
+    assert not np.allclose(probabilities, tf.nn.softmax(plain_logits), atol=1e-6)
+    np.testing.assert_allclose(continuous, plain_continuous, atol=1e-6)
+    with pytest.raises(UsageError, match="--code_invariance: unknown policy 'pose'; accepted: centre, color"):
+        tiny_model("infogan", code_invariance="pose")
+    with pytest.raises(UsageError, match="--diffaugment: unknown policy 'centre'"):
+        tiny_model("dcgan", diffaugment="centre")
+
+
+def embedded_shapes(count):
+    from datasets import embedded
+
+    return embedded.shapes(count, 0)["x"].astype(np.float32) / 127.5 - 1.0
+
+
+def test_infogan_clustering_term_reads_real_images_through_two_views():
+    model = tiny_model("infogan", code_invariance="centre,rotation", clustering_weight=0.5)
+    assert zoo.get("infogan").from_config(model.get_config()).clustering_weight == 0.5
+    model.build_optimizers()
+    metrics = model.train_step({"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
+    assert all_finite(metrics.values()) and -np.log(3) - 1e-4 <= float(metrics["real_clustering_loss"]) <= 1e-6
+    assert "real_clustering_loss" not in tiny_model("infogan", code_invariance="rotation").train_step(
+        {"x": tf.random.uniform((4, 28, 28, 1), -1, 1)})
+    with pytest.raises(UsageError, match="clustering_weight=1.0 needs a non-negative value and --code_invariance"):
+        tiny_model("infogan", clustering_weight=1.0)

@@ -477,3 +477,16 @@ def test_classification_loss_by_hand():
     logits = tf.constant([[0.0, math.log(3.0)], [0.0, math.log(3.0)]])
     expected = (-math.log(0.75) - math.log(0.25)) / 2
     assert float(losses.classification_loss(tf.constant([1, 0]), logits)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_invariant_clustering_loss_is_minus_log_k_when_views_agree_confidently_on_balanced_clusters():
+    confident = tf.eye(4) * 50.0
+    assert float(losses.invariant_clustering_loss(confident, confident)) == pytest.approx(-np.log(4), abs=1e-4)
+    # Independent assignments carry no information; one cluster for everything carries none either.
+    assert float(losses.invariant_clustering_loss(tf.zeros((8, 4)), tf.zeros((8, 4)))) == pytest.approx(0.0, abs=1e-6)
+    collapsed = tf.one_hot([0] * 8, 4) * 50.0
+    assert float(losses.invariant_clustering_loss(collapsed, collapsed)) == pytest.approx(0.0, abs=1e-4)
+    # Views whose clusters are shifted by one (0 -> 1 -> 2 -> 3 -> 0): symmetrising the joint spreads
+    # each cluster over two partners, leaving log 2 of the log 4 nats.
+    shifted = tf.gather(confident, [1, 2, 3, 0])
+    assert float(losses.invariant_clustering_loss(confident, shifted)) == pytest.approx(-np.log(2), abs=1e-3)

@@ -188,6 +188,12 @@ flags.DEFINE_integer("categories", None, "Values of InfoGAN's categorical code."
 flags.DEFINE_integer("continuous_codes", None, "Number of InfoGAN's continuous codes.", lower_bound=1)
 flags.DEFINE_float("categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0)
 flags.DEFINE_float("continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0)
+flags.DEFINE_string("code_invariance", None,
+                    "DiffAugment policies InfoGAN's Q reads the categorical code through (e.g. "
+                    "rotation,scale,translation), so the code cannot encode what they change.")
+flags.DEFINE_float("clustering_weight", None,
+                   "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
+                   "image the same categorical code (invariant information clustering).", lower_bound=0.0)
 
 FLAGS = flags.FLAGS
 

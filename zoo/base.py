@@ -407,8 +407,10 @@ class AdversarialModel(GenerativeModel):
         """Size of the generator's input vector (InfoGAN appends its codes to the noise)."""
         return self.latent_dim
 
-    def auxiliary_loss(self, latents, fake_features):
-        """An extra loss both players minimise, and its metrics; none here (InfoGAN: MI)."""
+    def auxiliary_loss(self, latents, real, fake, fake_features):
+        """An extra loss both players minimise, and its metrics, from the generator's `latents`,
+        the `real` batch, the generator's output `fake` and the discriminator's features of it;
+        none here (InfoGAN: MI)."""
         return None, {}
 
     @property
@@ -502,7 +504,7 @@ class AdversarialModel(GenerativeModel):
                 generator_loss += self.classifier_weight * fake_error
                 metrics.update(real_classification_loss=real_error, fake_classification_loss=fake_error)
             _, fake_features = tf.split(outputs["features"], 2, axis=0)
-            auxiliary, auxiliary_metrics = self.auxiliary_loss(latents, fake_features)
+            auxiliary, auxiliary_metrics = self.auxiliary_loss(latents, real, fake, fake_features)
             if auxiliary is not None:
                 discriminator_loss += auxiliary
                 generator_loss += auxiliary

@@ -384,3 +384,25 @@ GAN_LOSSES: dict[str, GANLoss] = {
     "hinge": GANLoss(hinge_generator_loss, hinge_discriminator_loss),
     "wasserstein_gp": GANLoss(wasserstein_generator_loss, wasserstein_discriminator_loss, True),
 }
+
+
+def invariant_clustering_loss(logits_a, logits_b, epsilon=1e-8) -> tf.Tensor:
+    """Negated mutual information between the cluster assignments of two views of the same
+    examples (Invariant Information Clustering, Ji, Henriques and Vedaldi 2019).
+
+    With `p_a = softmax(logits_a)` and `p_b = softmax(logits_b)`, shape (batch, K), the joint
+    distribution of the two assignments is `P = mean_b(p_a^T p_b)`, symmetrised; the loss is
+    `-sum_ij P_ij (log P_ij - log P_i - log P_j)`. It is lowest, `-log K`, when each view's
+    assignment is confident, both views agree, and every cluster is used equally often; 0 when
+    the assignments are independent.
+
+    Returns:
+      Float32 scalar (nats), to be minimised.
+    """
+    p_a = tf.nn.softmax(_f32(logits_a), axis=-1)
+    p_b = tf.nn.softmax(_f32(logits_b), axis=-1)
+    joint = tf.matmul(p_a, p_b, transpose_a=True) / tf.cast(tf.shape(p_a)[0], tf.float32)
+    joint = tf.maximum((joint + tf.transpose(joint)) / 2.0, epsilon)
+    rows = tf.reduce_sum(joint, axis=1, keepdims=True)
+    columns = tf.reduce_sum(joint, axis=0, keepdims=True)
+    return -tf.reduce_sum(joint * (tf.math.log(joint) - tf.math.log(rows) - tf.math.log(columns)))
