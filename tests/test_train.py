@@ -136,6 +136,10 @@ BAD_INPUTS = [
     (["--model=dcgan", "--dataset=shapes", "--diffaugment=jitter"], 2, ["'jitter'", "color, translation, cutout"]),
     (["--model=gan", "--dataset=ring", "--diffaugment=color"], 2, ["--diffaugment=color", "images"]),
     (["--model=gan", "--dataset=ring", "--classifier_weight=1"], 2, ["classifier_weight", "conditional"]),
+    (["--model=dcgan", "--dataset=shapes", "--categories=4"], 2, ["--categories", "--model=dcgan", "infogan"]),
+    (["--model=gan", "--dataset=ring", "--learning_rate=0.1"], 2, ["--learning_rate", "--model=gan", "vae"]),
+    (["--model=infogan", "--dataset=shapes", "--code_invariance=pose"], 2, ["'pose'", "centre, color"]),
+    (["--model=infogan", "--dataset=shapes", "--clustering_weight=1"], 2, ["clustering_weight", "--code_invariance"]),
 ]
 
 

@@ -176,9 +176,9 @@ WORKLOADS = {
     "memory": Workload("shapes", 256, "dcgan", {}, "DCGAN training on 60,000 images, in a child process"),
 }
 MEMORY_EXAMPLES = 60000
+MEMORY_STEPS = 100
 # Batches of real examples the floor (e) holds in memory and draws its batches from.
 FLOOR_BATCHES = 40
-MEMORY_STEPS = 100
 
 # Network passes of one training step, as (network, examples in batches, cost in forwards): 3 for a
 # differentiated pass (forward, then gradients for inputs and weights), 1 for an inference pass.

@@ -10,6 +10,7 @@ import os
 from absl import flags
 
 from zoo import MODELS, losses, networks, vae
+from zoo.registry import UsageError
 
 # -- what to train on, where to write --------------------------------------------------------
 MODEL = flags.DEFINE_enum("model", None, MODELS.names(), "Model to train.")
@@ -189,8 +190,8 @@ flags.DEFINE_integer("continuous_codes", None, "Number of InfoGAN's continuous c
 flags.DEFINE_float("categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0)
 flags.DEFINE_float("continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0)
 flags.DEFINE_string("code_invariance", None,
-                    "DiffAugment policies InfoGAN's Q reads the categorical code through (e.g. "
-                    "rotation,scale,translation), so the code cannot encode what they change.")
+                    "Transforms InfoGAN's Q reads the categorical code through, so the code cannot encode what "
+                    "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation).")
 flags.DEFINE_float("clustering_weight", None,
                    "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
                    "image the same categorical code (invariant information clustering).", lower_bound=0.0)
@@ -205,10 +206,14 @@ def table_options():
     return tabular.Options(schema=SCHEMA.value, label=LABEL_COLUMN.value, missing=MISSING.value)
 
 
-def model_arguments(model_class) -> dict:
-    """Constructor arguments of `model_class` that were set by a flag of the same name."""
-    return {
-        name: FLAGS[name].value
-        for name in model_class.arguments()
-        if name in FLAGS and FLAGS[name].present and FLAGS[name].value is not None
-    }
+def model_arguments(model_name: str) -> dict:
+    """Constructor arguments of the registered model `model_name` that were set by a flag of the
+    same name. A flag that is another model's setting and not this one's (`--categories` with
+    `--model=dcgan`) is a UsageError naming the models it applies to, not silently ignored."""
+    given = {name for name in FLAGS if FLAGS[name].present and FLAGS[name].value is not None}
+    accepted = MODELS.get(model_name).arguments()
+    for name in sorted(given - set(accepted)):
+        users = [other for other in MODELS.names() if name in MODELS.get(other).arguments()]
+        if users:
+            raise UsageError(f"--{name} does not apply to --model={model_name}; it is a setting of {', '.join(users)}")
+    return {name: FLAGS[name].value for name in accepted if name in given}

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 # Panels of one per-feature or per-column picture, at most (the first ones are drawn).
 MAX_PANELS = 16
 
+
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     """Tiles `(N, H, W, C)` images into one `(rows*H, columns*W, C)` image with 1-pixel gaps."""
     count, height, width, channels = images.shape

@@ -35,6 +35,7 @@ def main(argv):
     strategy = distribute.strategy_for(F.STRATEGY.value, F.TPU.value)
     distribute.per_replica_batch(strategy, F.BATCH_SIZE.value)
     model_class = zoo.get(F.MODEL.value)
+    model_arguments = F.model_arguments(F.MODEL.value)
     dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=F.table_options())
     table = table_arguments(F.MODEL.value, spec)
     model_class.check_data(spec.shape, spec.num_classes)
@@ -55,7 +56,7 @@ def main(argv):
             bounded=spec.value_range is not None,
             num_classes=spec.num_classes,
             **table,
-            **F.model_arguments(model_class),
+            **model_arguments,
         )
     record = {
         "model": F.MODEL.value,
