@@ -223,8 +223,8 @@ class GenerativeModel(keras.Model):
 
             def sample_labels(labels, seed):
                 labels = self.served_labels(labels)
-                served_count(tf.size(labels), max_samples, "the number of labels")
-                latents = self.latents(tf.size(labels), served_seed(seed))
+                num = served_count(tf.size(labels), max_samples, "the number of labels")
+                latents = self.latents(num, served_seed(seed))
                 return {"samples": scale.decode(self.generate(latents, labels)), "labels": labels}
 
             signatures["sample_labels"] = (sample_labels, [tf.TensorSpec(None, tf.int32, name="labels"), SEED_SPEC])
@@ -232,9 +232,7 @@ class GenerativeModel(keras.Model):
 
     def served_labels(self, labels):
         """`labels` as a vector, failing in the graph when one is outside the class range."""
-        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-        check_range(labels, self.num_classes, "label")
-        return labels
+        return check_range(tf.reshape(tf.cast(labels, tf.int32), [-1]), self.num_classes, "label")
 
     def standalone_generator(self) -> keras.Model:
         """A functional Keras model of standard layers: latents (and labels) -> samples in the
@@ -306,9 +304,12 @@ SEED_SPEC = tf.TensorSpec(None, tf.int64, name="seed")
 def served_count(count, max_samples, name):
     """`count` as a scalar, failing in the graph unless 1 <= count <= max_samples."""
     count = tf.reshape(tf.cast(count, tf.int32), [])
-    tf.debugging.assert_positive(count, message=f"{name} must be at least 1")
-    tf.debugging.assert_less_equal(count, max_samples, message=f"{name} must be at most {max_samples}")
-    return count
+    checks = [
+        tf.debugging.assert_positive(count, message=f"{name} must be at least 1"),
+        tf.debugging.assert_less_equal(count, max_samples, message=f"{name} must be at most {max_samples}"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(count)
 
 
 def served_seed(seed):
@@ -316,9 +317,17 @@ def served_seed(seed):
 
 
 def check_range(values, limit, name):
-    """Fails in the graph when an integer of `values` lies outside 0..limit-1."""
-    tf.debugging.assert_non_negative(values, message=f"a {name} is negative; accepted: 0..{limit - 1}")
-    tf.debugging.assert_less(values, limit, message=f"a {name} is too large; accepted: 0..{limit - 1}")
+    """`values`, failing in the graph when an integer of them lies outside 0..limit-1.
+
+    The returned tensor waits for the checks (as `served_count`'s does), so an op that reads it,
+    such as an embedding lookup, never runs on a bad value and fails with its own message first.
+    """
+    checks = [
+        tf.debugging.assert_non_negative(values, message=f"a {name} is negative; accepted: 0..{limit - 1}"),
+        tf.debugging.assert_less(values, limit, message=f"a {name} is too large; accepted: 0..{limit - 1}"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(values)
 
 
 class AdversarialModel(GenerativeModel):

@@ -133,8 +133,7 @@ class InfoGAN(DCGAN):
         ]
 
     def assemble_latents(self, z, codes, continuous):
-        codes = tf.reshape(codes, [-1])
-        check_range(codes, self.categories, "categorical code")
+        codes = check_range(tf.reshape(codes, [-1]), self.categories, "categorical code")
         return tf.concat([z, tf.one_hot(codes, self.categories), continuous], axis=-1)
 
     def describe_latents(self, latents):
@@ -149,10 +148,9 @@ class InfoGAN(DCGAN):
         signatures = super().serving_signatures(scale, max_samples)
 
         def sample_codes(codes, seed):
-            codes = tf.reshape(tf.cast(codes, tf.int32), [-1])
-            check_range(codes, self.categories, "categorical code")
-            served_count(tf.size(codes), max_samples, "the number of codes")
-            latents = self.latents(tf.size(codes), served_seed(seed), codes=codes)
+            codes = check_range(tf.reshape(tf.cast(codes, tf.int32), [-1]), self.categories, "categorical code")
+            num = served_count(tf.size(codes), max_samples, "the number of codes")
+            latents = self.latents(num, served_seed(seed), codes=codes)
             return {"samples": scale.decode(self.generate(latents)), **self.describe_latents(latents)}
 
         def infer_codes(x):
