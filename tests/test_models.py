@@ -180,3 +180,14 @@ def test_auxiliary_classifier_trains_with_conditional_adversarial_models():
     assert all_finite(metrics.values()) and float(metrics["real_classification_loss"]) > 0
     with pytest.raises(zoo.UsageError, match="needs a conditional model"):
         tiny_model("gan", classifier_weight=1.0)
+
+
+def test_dcgan_discriminator_depth_sets_how_far_the_trunk_downsamples():
+    default = tiny_model("dcgan").discriminator.get_layer("discriminator_trunk")
+    deeper = tiny_model("dcgan", discriminator_depth=3).discriminator.get_layer("discriminator_trunk")
+    width = tiny_model("dcgan").width
+    assert default.output.shape[-1] == 7 * 7 * 2 * width  # 28 -> 14 -> 7
+    assert deeper.output.shape[-1] == 4 * 4 * 4 * width  # 28 -> 14 -> 7 -> 4: sees a whole shape
+    for depth in (0, 5):
+        with pytest.raises(zoo.UsageError, match=f"discriminator_depth={depth} is not in 1..4 for 28x28"):
+            tiny_model("dcgan", discriminator_depth=depth)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from datasets import sources
-from trainers import metrics, restore
+from trainers import evaluate, measures, metrics, restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -49,18 +49,27 @@ def shapes_classifier(shapes_test):
     return model
 
 
-def test_conditional_dcgan_makes_the_class_asked_for(tmp_path, shapes_classifier):
+def test_conditional_dcgan_makes_the_class_asked_for(tmp_path, shapes_test, shapes_classifier):
     trained, minutes = train("dcgan_shapes_conditional", tmp_path)
-    per_class = []
+    # Diversity beside recognisability, so that a generator drawing one easy image per class
+    # cannot pass: coverage (Naeem et al. 2020) of each class's real test images by its samples,
+    # in the classifier's feature space; a class collapsed to one image covers about 1%.
+    features = evaluate.feature_model(shapes_classifier)
+    per_class, coverage = [], []
     for label in range(trained.spec.num_classes):
         samples = trained.scale.decode(trained.model.sample(500, seed=label, labels=np.full(500, label))).numpy()
         per_class.append(np.mean(metrics.predict_classes(shapes_classifier, samples) == label))
+        real = shapes_test["x"][shapes_test["y"] == label][:500].astype(np.float32)
+        real_features, fake_features = (features.predict(x, verbose=0)[0] for x in (real, samples))
+        coverage.append(measures.density_coverage(real_features, fake_features)["coverage"])
     overall = float(np.mean(per_class))
     names = trained.spec.class_names
     print("conditional dcgan on shapes: samples recognised as the class asked for: "
-          f"{overall:.4f} (" + ", ".join(f"{n} {a:.3f}" for n, a in zip(names, per_class)) + ")")
+          f"{overall:.4f} (" + ", ".join(f"{n} {a:.3f}" for n, a in zip(names, per_class)) + "); "
+          "coverage of the class's real images: " + ", ".join(f"{n} {c:.2f}" for n, c in zip(names, coverage)))
     assert minutes <= 15
     assert overall >= 0.95
+    assert min(coverage) >= 0.25
 
 
 def test_infogan_categorical_code_recovers_the_shape_class(tmp_path, shapes_test, shapes_classifier):

@@ -121,6 +121,7 @@ BAD_INPUTS = [
     (["--model=gan", "--dataset=shapes", "--split=validation"], 2, ["'validation'", "train, test"]),
     (["--model=gan", "--dataset=ring", "--loss=wgan"], 2, ["--loss=wgan", "hinge"]),
     (["--model=dcgan", "--dataset=shapes", "--loss=wasserstein_gp"], 2, ["discriminator_norm=layer"]),
+    (["--model=dcgan", "--dataset=shapes", "--discriminator_depth=5"], 2, ["discriminator_depth=5", "1..4", "28x28"]),
     (["--model=dcgan", "--dataset=npz:{files}/unlabelled.npz", "--conditional"], 2, ["--conditional", "no labels"]),
     (["--model=infogan", "--dataset=shapes", "--categories=0"], 2, ["--categories=0"]),
     (["--model=infogan", "--dataset=shapes", "--continuous_codes=-1"], 2, ["--continuous_codes=-1"]),

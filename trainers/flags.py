@@ -162,6 +162,8 @@ INCEPTION_WEIGHTS = flags.DEFINE_string(
 # -- models (constructor arguments by name) ---------------------------------------------------
 flags.DEFINE_integer("latent_dim", None, "Size of the generator's input noise.", lower_bound=1)
 flags.DEFINE_integer("width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1)
+flags.DEFINE_integer("discriminator_depth", None, "Stride-2 convolutions of the DCGAN discriminator "
+                      "(default: as many as the generator upsamples).", lower_bound=1)
 flags.DEFINE_integer("depth", None, "Hidden layers per MLP.", lower_bound=1)
 flags.DEFINE_enum("loss", None, sorted(losses.GAN_LOSSES), "GAN loss family.")
 flags.DEFINE_float("gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",

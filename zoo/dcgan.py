@@ -15,6 +15,8 @@ class DCGAN(AdversarialModel):
       data_shape: `(S, S, C)` with S in 28, 32, 64 and C in 1, 3.
       width: channels of the discriminator's first convolution and of the generator's last
         hidden one; each resolution step doubles (discriminator) or halves (generator) them.
+      discriminator_depth: stride-2 convolutions of the discriminator (default: as many as the
+        generator upsamples, 2 at 28x28; one more lets its features see a whole 28x28 shape).
       discriminator_norm: `batch` (as in the paper), `layer` (required with a gradient
         penalty, which batch statistics would break) or `none`.
       **kwargs: see `AdversarialModel` and `GenerativeModel`.
@@ -30,7 +32,8 @@ class DCGAN(AdversarialModel):
     Convolutional Generative Adversarial Networks", ICLR 2016.
     """
 
-    def __init__(self, data_shape, latent_dim=100, width=64, discriminator_norm="batch", **kwargs):
+    def __init__(self, data_shape, latent_dim=100, width=64, discriminator_depth=None, discriminator_norm="batch",
+                 **kwargs):
         self.check_data(tuple(data_shape), kwargs.get("num_classes", 0))
         if width <= 0:
             raise UsageError(f"width={width} must be a positive integer")
@@ -40,7 +43,12 @@ class DCGAN(AdversarialModel):
             )
         if discriminator_norm == "batch" and kwargs.get("loss") == "wasserstein_gp":
             raise UsageError("loss wasserstein_gp needs --discriminator_norm=layer or none, not batch")
+        deepest = networks.max_trunk_depth(data_shape[0])
+        if discriminator_depth is not None and not 1 <= discriminator_depth <= deepest:
+            raise UsageError(f"discriminator_depth={discriminator_depth} is not in 1..{deepest} for {data_shape[0]}x"
+                             f"{data_shape[0]} images")
         self.width = int(width)
+        self.discriminator_depth = None if discriminator_depth is None else int(discriminator_depth)
         self.discriminator_norm = discriminator_norm
         super().__init__(data_shape, latent_dim=latent_dim, **kwargs)
 
@@ -58,7 +66,10 @@ class DCGAN(AdversarialModel):
         )
 
     def build_discriminator_trunk(self):
-        return networks.dcgan_trunk(self.data_shape, self.width, norm=self.discriminator_norm)
+        return networks.dcgan_trunk(
+            self.data_shape, self.width, norm=self.discriminator_norm, depth=self.discriminator_depth
+        )
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "discriminator_norm": self.discriminator_norm}
+        return {**super().get_config(), "width": self.width, "discriminator_depth": self.discriminator_depth,
+                "discriminator_norm": self.discriminator_norm}

@@ -22,6 +22,11 @@ DCGAN_START = {28: 7, 32: 4, 64: 4}
 NORMS = ("batch", "layer", "spectral", "none")
 
 
+def max_trunk_depth(side: int) -> int:
+    """The most stride-2 convolutions a DCGAN trunk takes on images of `side` (down to 2x2)."""
+    return math.ceil(math.log2(side)) - 1
+
+
 def supports_dcgan(shape) -> bool:
     """Whether the DCGAN stacks handle images of `shape`."""
     return len(shape) == 3 and shape[0] == shape[1] and shape[0] in DCGAN_START and shape[2] in (1, 3)
@@ -79,14 +84,15 @@ def dcgan_body(input_dim, image_shape, width, *, name="generator", output_activa
     return keras.Model(inputs, outputs, name=name)
 
 
-def dcgan_trunk(image_shape, width, *, norm="batch", name="discriminator_trunk"):
+def dcgan_trunk(image_shape, width, *, norm="batch", depth=None, name="discriminator_trunk"):
     """Radford et al. 2015: stride-2 convolutions with LeakyReLU(0.2), doubling the channels,
     normalised after the first (batch norm, or layer norm where a gradient penalty forbids
     batch statistics), flattened to features. `spectral` instead constrains every convolution
     to a spectral norm of 1 (Miyato et al. 2018), the discriminator of SNGAN and of the
-    projection discriminator's paper."""
+    projection discriminator's paper. `depth` stride-2 convolutions (default: down to the
+    generator's first feature map, `DCGAN_START`)."""
     side = image_shape[0]
-    downsamplings = int(math.log2(side // DCGAN_START[side]))
+    downsamplings = depth or int(math.log2(side // DCGAN_START[side]))
     inputs = keras.Input(tuple(image_shape), name=f"{name}_input")
     x = inputs
     filters = width
