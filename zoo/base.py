@@ -320,7 +320,8 @@ def check_range(values, limit, name):
     """`values`, failing in the graph when an integer of them lies outside 0..limit-1.
 
     The returned tensor waits for the checks (as `served_count`'s does), so an op that reads it,
-    such as an embedding lookup, never runs on a bad value and fails with its own message first.
+    such as an embedding lookup, never runs on a bad value: the caller gets this message, not the
+    op's own.
     """
     checks = [
         tf.debugging.assert_non_negative(values, message=f"a {name} is negative; accepted: 0..{limit - 1}"),
