@@ -22,7 +22,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from zoo.registry import Registry, UsageError
+from synthblend.zoo.registry import Registry, UsageError
 
 
 @dataclasses.dataclass(frozen=True)

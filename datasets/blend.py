@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from zoo.registry import DataError, UsageError
+from synthblend.zoo.registry import DataError, UsageError
 
 # The field `mix` adds to every example: the name of the source it came from.
 SOURCE_FIELD = "source"

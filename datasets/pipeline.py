@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from datasets import augment
-from datasets.sources import DataSpec
+from synthblend.datasets import augment
+from synthblend.datasets.sources import DataSpec
 
 # Datasets that are not already in memory are cached there when they fit under this size.
 CACHE_LIMIT_BYTES = 2 * 1024**3

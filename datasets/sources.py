@@ -27,8 +27,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from datasets import embedded, tabular
-from zoo.registry import DataError, Registry, UsageError
+from synthblend.datasets import embedded, tabular
+from synthblend.zoo.registry import DataError, Registry, UsageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLITS = ("train", "test")

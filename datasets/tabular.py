@@ -58,8 +58,9 @@ import math
 import os
 
 import numpy as np
+from scipy import special
 
-from zoo.registry import DataError, UsageError
+from synthblend.zoo.registry import DataError, UsageError
 
 KINDS = ("continuous", "integer", "categorical", "boolean", "ignore")
 NUMERIC = ("continuous", "integer")
@@ -360,34 +361,13 @@ def impute(columns: dict, masks: dict, kinds: dict) -> None:
 
 
 def normal_ppf(u: np.ndarray) -> np.ndarray:
-    """The standard normal quantile function (Acklam's rational approximation, |error| < 1.2e-9)."""
-    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
-         -3.066479806614716e01, 2.506628277459239e00)
-    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
-         -1.328068155288572e01)
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
-         4.374664141464968e00, 2.938163982698783e00)
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-    u = np.asarray(u, np.float64)
-    low = 0.02425
-    out = np.empty_like(u)
-    middle = (u >= low) & (u <= 1 - low)
-    q = u[middle] - 0.5
-    r = q * q
-    out[middle] = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-                   (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1))
-    for side, sign in ((u < low, 1.0), (u > 1 - low, -1.0)):
-        q = np.sqrt(-2 * np.log(np.where(sign > 0, u[side], 1 - u[side])))
-        out[side] = sign * ((((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-                            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1))
-    return out
-
-
-_ERFC = np.vectorize(math.erfc, otypes=[np.float64])
+    """The standard normal quantile function."""
+    return special.ndtri(np.asarray(u, np.float64))
 
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * _ERFC(-np.asarray(z, np.float64) / math.sqrt(2.0))
+    """The standard normal distribution function."""
+    return special.ndtr(np.asarray(z, np.float64))
 
 
 def to_normal(values: np.ndarray, quantiles: list[float]) -> np.ndarray:

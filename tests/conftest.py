@@ -7,10 +7,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import math  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
-import zoo  # noqa: E402
+from synthblend import zoo  # noqa: E402
 
 # Small enough that every model builds and steps in well under a second.
 TINY_ARGUMENTS = {"latent_dim": 4, "width": 8, "depth": 1, "categories": 3, "continuous_codes": 1}
@@ -39,17 +40,16 @@ def tiny_shape(name):
 
 
 def run_tool(main, *argv):
-    """Runs a command's `main` under the CLI's error contract in this process, with flags
-    restored afterwards; returns (exit code, stdout, stderr)."""
-    from absl import app
-    from absl.testing import flagsaver
+    """Runs a command's `main` with that command's flags under the CLI's error contract, in this
+    process; returns (exit code, stdout, stderr)."""
+    from synthblend.trainers import cli, flags
 
-    from trainers import cli
-
+    command = main.__module__.rpartition(".")[2]
+    command_flags = flags.COMMANDS.get(command, getattr(sys.modules[main.__module__], "FLAGS", ()))
     out, err = io.StringIO(), io.StringIO()
-    with flagsaver.flagsaver(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         with pytest.raises(SystemExit) as exit_info:
-            app.run(cli.guarded(main), argv=["tool", *argv], flags_parser=cli.parse_flags)
+            cli.execute(main, [f"synthblend-{command}", *argv], command_flags, command)
     return exit_info.value.code or 0, out.getvalue(), err.getvalue()
 
 
@@ -68,7 +68,7 @@ def conditional_export(tmp_path_factory):
     """A tiny conditional DCGAN on shapes, trained two steps and exported (at most 32 samples a
     request): `(model_dir, export_dir)`, shared by the tests that only read them."""
     from test_train import TINY, run_train
-    from trainers import export
+    from synthblend.trainers import export
 
     root = tmp_path_factory.mktemp("conditional")
     model_dir, export_dir = root / "run", root / "export"

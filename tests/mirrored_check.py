@@ -15,9 +15,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import zoo  # noqa: E402
-from trainers import distribute  # noqa: E402
-from trainers.loop import Trainer, TrainerConfig  # noqa: E402
+from synthblend import zoo  # noqa: E402
+from synthblend.trainers import distribute  # noqa: E402
+from synthblend.trainers.loop import Trainer, TrainerConfig  # noqa: E402
 
 GLOBAL_BATCH = 8
 CASES = {

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import zoo
+from synthblend import zoo
 from conftest import all_finite, tiny_model
-from datasets import augment
-from zoo import diffaugment
-from zoo.registry import UsageError
+from synthblend.datasets import augment
+from synthblend.zoo import diffaugment
+from synthblend.zoo.registry import UsageError
 
 SPEC = "flip,rotate:0.1,zoom:0.1,translate:0.1,contrast:0.2,brightness:0.2"
 
@@ -199,7 +199,7 @@ def test_infogan_reads_its_categorical_code_through_the_invariance_policies():
 
 
 def embedded_shapes(count):
-    from datasets import embedded
+    from synthblend.datasets import embedded
 
     return embedded.shapes(count, 0)["x"].astype(np.float32) / 127.5 - 1.0
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import run_tool
 from test_train import ROOT, TINY, run_train
-from trainers import blend, evaluate, export, sample, train, utility
+from synthblend.trainers import blend, evaluate, export, sample, train, utility
 
 TOOLS = {"train": train.main, "sample": sample.main, "export": export.main, "evaluate": evaluate.main,
          "blend": blend.main, "utility": utility.main}
@@ -79,7 +79,7 @@ BAD_INPUTS = [
     ("sample", [*SAMPLE[:1], "--output={out}/existing.npz", *SAMPLE[2:]], 2, ["existing.npz", "--overwrite"]),
     ("sample", [*SAMPLE[:1], "--output={out}/s.csv", *SAMPLE[2:]], 2, ["s.csv", "npz, tfrecord or png"]),
     ("sample", [*SAMPLE, "--format=jpeg"], 2, ["--format=jpeg", "npz|png|tfrecord"]),
-    ("sample", [*SAMPLE, "--class_balance=skewed"], 2, ["--class_balance=skewed", "uniform|real"]),
+    ("sample", [*SAMPLE, "--class_balance=skewed"], 2, ["--class_balance=skewed", "real|uniform"]),
     ("sample", ["--model_dir={ring}", "--output={out}/pngs", "--num_samples=5"], 2, ["png", "(2,)", "npz"]),
     # -- export --------------------------------------------------------------------------------
     ("export", ["--model_dir={model}"], 2, ["--export_dir is required"]),
@@ -180,7 +180,8 @@ def test_bad_input_is_one_line_naming_the_value_and_loses_nothing(places, tmp_pa
     argv = [flag.format(**places, fresh=tmp_path / "new") for flag in argv]
     watched = [places[key] for key in ("model", "export", "ring", "files", "out")]
     before = fingerprint(*watched)
-    exit_code, _, err = run_tool(TOOLS[tool], f"--cache_dir={tmp_path / 'cache'}", *argv)
+    cache = [f"--cache_dir={tmp_path / 'cache'}"] if tool == "evaluate" else []
+    exit_code, _, err = run_tool(TOOLS[tool], *cache, *argv)
     lines = err.strip().splitlines()
     assert exit_code == code, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "ERROR" not in lines[0], err
@@ -212,7 +213,7 @@ def test_running_out_of_memory_is_one_line_and_verbose_shows_the_traceback():
 def run_process(tool, *argv):
     """The command as a user runs it: its own process, without the suite's TF_CPP_MIN_LOG_LEVEL."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-m", f"trainers.{tool}", *argv], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "synthblend", tool, *argv], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env=env)
 
 
@@ -222,7 +223,7 @@ def run_process(tool, *argv):
         ("sample", ["--model_dir={model}", "--output={out}/existing.npz", "--num_samples=5"], 2,
          "error: --output={out}/existing.npz exists; pass --overwrite to replace it"),
         ("blend", [*BLEND, "--ratio=2"], 2, "error: --ratio=2.0 must lie in [0, 1] (the share of synthetic data)"),
-        ("evaluate", ["--model_dir={model}", "--num_sample=40"], 2, "error: Unknown command line flag 'num_sample'"),
+        ("evaluate", ["--model_dir={model}", "--num_sample=40"], 2, "error: unknown flag --num_sample for synthblend-evaluate; did you mean --num_samples?"),
     ],
     ids=["sample", "blend", "evaluate"],
 )

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_tool, tiny_model
-from trainers import benchmark
+from benchmarks import benchmark
 
 EXPECTED_VARIANTS = {
     "dcgan": ["a", "b", "c", "e"],

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import blend
-from zoo.registry import DataError, UsageError
+from synthblend.datasets import blend
+from synthblend.zoo.registry import DataError, UsageError
 
 
 def _rows(dataset):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import run_tool
-from datasets import blend, sources
+from synthblend.datasets import blend, sources
 from test_train import TINY, run_train, snapshot
-from trainers import blend as blend_command
-from trainers import sample, utility
+from synthblend.trainers import blend as blend_command
+from synthblend.trainers import sample, utility
 
 
 @pytest.fixture(scope="module")

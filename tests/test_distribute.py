@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import distribute
-from zoo.registry import UsageError
+from synthblend.trainers import distribute
+from synthblend.zoo.registry import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One step on two replicas equals one device's step on the same global batch up to float32
@@ -133,7 +133,7 @@ def test_bfloat16_trains_with_float32_variables_and_outputs(name, arguments):
     import keras
     import tensorflow as tf
 
-    import zoo
+    from synthblend import zoo
 
     with distribute.precision("mixed_bfloat16"):
         model = zoo.get(name)(**arguments)
@@ -155,7 +155,7 @@ def test_float16_scales_the_loss():
     import keras
     import tensorflow as tf
 
-    import zoo
+    from synthblend import zoo
 
     with distribute.precision("mixed_float16"):
         model = zoo.get("gan")(data_shape=(2,), bounded=False, width=8, depth=1, latent_dim=4)
@@ -180,7 +180,7 @@ def test_unknown_precision_is_a_usage_error():
 def test_bad_distribution_flags_are_one_line(tmp_path, monkeypatch, flags, environment, status, named):
     from conftest import run_tool
 
-    from trainers import train
+    from synthblend.trainers import train
 
     if environment is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -209,7 +209,7 @@ def test_a_worker_reports_the_chiefs_newest_checkpoint(tmp_path):
 def test_a_run_is_not_continued_in_another_precision(tmp_path):
     from conftest import run_tool
 
-    from trainers import train
+    from synthblend.trainers import train
 
     model_dir = tmp_path / "run"
     command = ["--model=gan", "--dataset=ring", f"--model_dir={model_dir}", "--train_steps=1", "--width=8",
@@ -233,7 +233,7 @@ def start_workers(tmp_path, flags, name):
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         log = tmp_path / f"{name}_worker{index}.log"
         with open(log, "w") as output:
-            workers.append(subprocess.Popen([sys.executable, "-m", "trainers.train", *flags, "--strategy=multi_worker",
+            workers.append(subprocess.Popen([sys.executable, "-m", "synthblend", "train", *flags, "--strategy=multi_worker",
                                              f"--model_dir={tmp_path / 'run'}"], cwd=ROOT, env=env, stdout=output,
                                             stderr=subprocess.STDOUT, text=True))
         logs.append(log)

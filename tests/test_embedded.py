@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 import pytest
 
-from datasets import embedded
+from synthblend.datasets import embedded
 
 CIRCLE, SQUARE, TRIANGLE, CROSS = range(4)
 

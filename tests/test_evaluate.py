@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_tool
 from test_train import TINY, run_train, snapshot
-from trainers import evaluate, export
+from synthblend.trainers import evaluate, export
 
 SMALL = ["--num_samples=40", "--real_examples=200"]
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import zoo
+from synthblend import zoo
 from conftest import run_tool, tiny_model
-from datasets import pipeline
-from datasets.sources import DataSpec
+from synthblend.datasets import pipeline
+from synthblend.datasets.sources import DataSpec
 from test_train import TINY, run_train, snapshot
-from trainers import export, restore
+from synthblend.trainers import export, restore
 
 MAX_SAMPLES = 16
 SEED = 7
@@ -283,17 +283,16 @@ def test_bad_exports_are_one_line_errors_that_change_nothing(tmp_path):
 
 
 
-# -- the README's REST requests -----------------------------------------------------------------
+# -- the serving page's REST requests ------------------------------------------------------------
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
-# Model names the README serves, and the recipe each was exported from.
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "serving.md")
+# Model names the serving page serves, and the recipe each was exported from.
 README_MODELS = {"shapes": "dcgan_shapes_conditional", "ring": "vae_ring", "shapes_infogan": "infogan_shapes"}
 
 
 def readme_requests():
-    """(model name, JSON body) of every curl request in the README's serving section."""
-    text = open(README).read()
-    section = text[text.index("## Export and serve"):text.index("## Write a synthetic dataset")]
+    """(model name, JSON body) of every curl request on docs/serving.md."""
+    section = open(README).read()
     requests = []
     for line in section.splitlines():
         if "curl" not in line or line.lstrip().startswith("#"):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers.loop import ExponentialMovingAverage, Trainer, TrainerConfig
-from zoo.base import GenerativeModel
-from zoo.registry import TrainingError
+from synthblend.trainers.loop import ExponentialMovingAverage, Trainer, TrainerConfig
+from synthblend.zoo.base import GenerativeModel
+from synthblend.zoo.registry import TrainingError
 
 
 class Counter(GenerativeModel):
@@ -129,7 +129,7 @@ def test_pictures_use_fixed_noise_and_go_to_png_and_tensorboard(tmp_path):
     def picture(samples, path, columns):
         if os.path.basename(path).startswith("step_"):
             drawn.append(samples.copy())
-        from trainers import pictures
+        from synthblend.trainers import pictures
 
         pictures.save_histograms(samples, path)
 
@@ -148,7 +148,7 @@ def test_pictures_use_fixed_noise_and_go_to_png_and_tensorboard(tmp_path):
 
 def test_sigterm_saves_and_stops_after_the_current_call(tmp_path):
     def picture(samples, path, columns):
-        from trainers import pictures
+        from synthblend.trainers import pictures
 
         pictures.save_histograms(samples, path)
         os.kill(os.getpid(), signal.SIGTERM)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import losses
+from synthblend.zoo import losses
 
 REAL = [1.0, -2.0, 0.5, 3.0]
 FAKE = [-1.0, 2.0, 0.0, -0.5]

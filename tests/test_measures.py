@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from trainers import measures
+from synthblend.trainers import measures
 
 
 def brute_force_distances(queries, references):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import zoo
+from synthblend import zoo
 from conftest import all_finite, tiny_model, tiny_shape
-from trainers.loop import Trainer, TrainerConfig
+from synthblend.trainers.loop import Trainer, TrainerConfig
 
 
 def batch_for(model, size=8, seed=0):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import pipeline, sources
-from datasets.sources import DataSpec
+from synthblend.datasets import pipeline, sources
+from synthblend.datasets.sources import DataSpec
 
 IMAGE_SPEC = DataSpec(name="images", shape=(2, 2, 1), value_range=(0.0, 255.0))
 

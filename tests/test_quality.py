@@ -2,7 +2,7 @@
 
 Each test trains a recipe from configs/ through the train command, then measures it against the
 embedded shapes data with a domain classifier trained on the real training split. The numbers
-printed here are the ones quoted in the README.
+printed here are the ones quoted in docs/quality.md.
 """
 
 import json
@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from datasets import sources
-from trainers import evaluate, measures, metrics, restore
+from synthblend.datasets import sources
+from synthblend.trainers import evaluate, measures, metrics, restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def train(recipe, model_dir, *extra):
     started = time.perf_counter()
-    command = [sys.executable, "-m", "trainers.train", f"--flagfile=configs/{recipe}.cfg", f"--model_dir={model_dir}",
+    command = [sys.executable, "-m", "synthblend", "train", f"--flagfile=configs/{recipe}.cfg", f"--model_dir={model_dir}",
                *extra]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -117,7 +117,7 @@ def test_vae_heldout_elbo_and_recognisable_reconstructions(tmp_path, shapes_test
 
 
 def evaluate_run(model_dir, cache_dir):
-    command = [sys.executable, "-m", "trainers.evaluate", f"--model_dir={model_dir}", "--num_samples=4000",
+    command = [sys.executable, "-m", "synthblend", "evaluate", f"--model_dir={model_dir}", "--num_samples=4000",
                f"--cache_dir={cache_dir}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -147,7 +147,7 @@ def test_purchases_recipes_match_the_table_within_ten_minutes(recipe, tmp_path):
     """Column shapes and pair trends of at least 0.9, and train-on-synthetic within 5 points of
     train-on-real for `churned`, measured by the evaluate command on 5,000 rows."""
     _, minutes = train(recipe, tmp_path / "run")
-    command = [sys.executable, "-m", "trainers.evaluate", f"--model_dir={tmp_path / 'run'}", "--num_samples=5000"]
+    command = [sys.executable, "-m", "synthblend", "evaluate", f"--model_dir={tmp_path / 'run'}", "--num_samples=5000"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout)

@@ -1,7 +1,7 @@
 import pytest
 
-import zoo
-from zoo.registry import Registry, UsageError
+from synthblend import zoo
+from synthblend.zoo.registry import Registry, UsageError
 
 
 def test_register_and_get():
@@ -49,6 +49,8 @@ def test_zoo_exposes_the_models():
 
 
 def test_model_flag_is_an_enum_of_the_registry():
-    from trainers import flags
+    from synthblend.trainers import flags
 
-    assert flags.FLAGS["model"].parser.enum_values == zoo.names()
+    from synthblend.trainers import cli
+
+    assert cli.flag_values_of([flags.MODEL])["model"].parser.enum_values == zoo.names()

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from trainers import restore
-from zoo.registry import DataError, UsageError
+from synthblend.trainers import restore
+from synthblend.zoo.registry import DataError, UsageError
 from test_train import TINY, run_train
 
 

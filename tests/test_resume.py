@@ -21,7 +21,7 @@ GAN = ["--model=gan", "--dataset=ring", "--batch_size=16", "--latent_dim=4", "--
 
 
 def command(model_dir, *flags):
-    return [sys.executable, "-m", "trainers.train", f"--model_dir={model_dir}", *flags]
+    return [sys.executable, "-m", "synthblend", "train", f"--model_dir={model_dir}", *flags]
 
 
 def environment():

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from conftest import run_tool
 from test_train import TINY, run_train, snapshot
-from trainers import sample
+from synthblend.datasets import sources
+from synthblend.trainers import sample
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +92,20 @@ def test_class_labels_follow_the_requested_balance():
     assert not np.array_equal(real, np.sort(real))
 
 
-def test_real_class_balance_reads_the_training_split(conditional_export, tmp_path):
+def test_samples_come_in_the_training_class_shares_by_default(conditional_export, tmp_path):
     model_dir, _ = conditional_export
-    out = sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / 'r.npz'}", "--num_samples=400",
-                         "--class_balance=real")
-    frequencies = sample.training_frequencies(sample.ModelSource(str(model_dir), True).record, 4)
+    out = sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / 'r.npz'}", "--num_samples=400")
+    record = sample.ModelSource(str(model_dir), True).record
+    # The shares the run recorded when it trained are those of its training split, counted again.
+    assert record["class_counts"] == np.bincount(sources.load("shapes")[0].map(lambda e: e["y"]).batch(50000)
+                                                 .get_single_element().numpy(), minlength=4).tolist()
+    frequencies = sample.training_frequencies(record, 4)
     counts = np.bincount(np.load(tmp_path / "r.npz")["y"], minlength=4)
     np.testing.assert_allclose(counts / 400, frequencies, atol=1 / 400)
     assert "wrote 400 samples" in out
+    sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / 'u.npz'}", "--num_samples=400",
+                   "--class_balance=uniform")
+    assert np.bincount(np.load(tmp_path / "u.npz")["y"], minlength=4).tolist() == [100] * 4
 
 
 def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(vector_run, tmp_path, monkeypatch):

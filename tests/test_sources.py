@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import embedded, sources
-from zoo.registry import DataError, UsageError
+from synthblend.datasets import embedded, sources
+from synthblend.zoo.registry import DataError, UsageError
 
 
 def _elements(dataset, limit=None):

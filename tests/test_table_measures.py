@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from trainers import table_measures
+from synthblend.trainers import table_measures
 
 KINDS = {
     "segment": "categorical",

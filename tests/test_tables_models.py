@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import zoo
+from synthblend import zoo
 from conftest import all_finite, run_tool
-from datasets import pipeline, sources
-from trainers import pictures, restore, train
-from trainers.loop import Trainer, TrainerConfig
-from zoo import networks
+from synthblend.datasets import pipeline, sources
+from synthblend.trainers import pictures, restore, train
+from synthblend.trainers.loop import Trainer, TrainerConfig
+from synthblend.zoo import networks
 
 # Category A (3 values) depends on the label y; numeric x1 depends on A; category B (2 values)
 # depends on A; numeric x2 is correlated with x1.
@@ -241,7 +241,7 @@ def test_train_command_refuses_what_tables_do_not_take(flags, words, tmp_path):
 
 @pytest.mark.parametrize("name", ["gan", "vae"])
 def test_exported_table_models_serve_samples_per_block(purchases_blocks, name, tmp_path):
-    from trainers import export
+    from synthblend.trainers import export
 
     model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
     code, _, err = run_tool(train.main, f"--model={name}", *PURCHASES, f"--model_dir={model_dir}",

@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_tool
-from datasets import embedded, sources, tabular
+from synthblend.datasets import embedded, sources, tabular
 from test_export import run_in_session
 from test_train import TINY, run_train
-from trainers import blend, evaluate, export, sample
-from zoo.registry import DataError, UsageError
+from synthblend.trainers import blend, evaluate, export, sample
+from synthblend.zoo.registry import DataError, UsageError
 
 
 def write_csv(path, header, rows):
@@ -207,7 +207,7 @@ def read_rows(path):
 def test_sample_writes_the_table_as_csv_from_model_dir_and_export(table_run, tmp_path):
     for source in (f"--model_dir={table_run / 'run'}", f"--export_dir={table_run / 'export'}"):
         output = tmp_path / "s.csv"
-        code, out, err = run_tool(sample.main, source, "--num_samples=10", "--chunk_size=4",
+        code, out, err = run_tool(sample.main, source, "--num_samples=10", "--chunk_size=4", "--class_balance=uniform",
                                   f"--output={output}", "--overwrite")
         assert code == 0, err
         rows = read_rows(output)

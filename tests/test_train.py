@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from conftest import run_tool
-from trainers import train
+from synthblend.trainers import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg")))
@@ -186,7 +186,7 @@ def test_model_dir_that_is_a_file_is_refused(tmp_path):
 
 
 def test_as_a_process_errors_have_no_traceback_and_verbose_shows_one(tmp_path):
-    command = [sys.executable, "-m", "trainers.train", "--model=gan", "--dataset=npz:/no/such.npz",
+    command = [sys.executable, "-m", "synthblend", "train", "--model=gan", "--dataset=npz:/no/such.npz",
                f"--model_dir={tmp_path}"]
     # As a user runs it: without the test suite's TF_CPP_MIN_LOG_LEVEL.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -207,7 +207,7 @@ def test_training_compiled_with_xla(tmp_path):
 
 
 def test_every_command_refuses_a_stray_argument():
-    from trainers import benchmark, blend, evaluate, export, sample, utility
+    from synthblend.trainers import benchmark, blend, evaluate, export, sample, utility
 
     for main in (train.main, export.main, sample.main, evaluate.main, blend.main, utility.main, benchmark.main):
         code, _, err = run_tool(main, "stray")

@@ -1,4 +1,4 @@
-"""`python -m trainers.train` with its flags, which afterwards writes this process's final
+"""`synthblend-train` with its flags, which afterwards writes this process's final
 weights to the .npz file named by $WEIGHTS_FILE: a non-chief worker writes nothing else, so
 this is how `tests/test_distribute.py` compares the weights of every worker. The weights are
 initialised from a fixed seed, as in every process it compares (the train command itself leaves
@@ -9,7 +9,7 @@ import os
 import keras
 import numpy as np
 
-from trainers import loop, train
+from synthblend.trainers import cli, loop, train
 
 
 class RecordingTrainer(loop.Trainer):
@@ -22,4 +22,4 @@ class RecordingTrainer(loop.Trainer):
 if __name__ == "__main__":
     keras.utils.set_random_seed(0)
     train.Trainer = RecordingTrainer
-    train.run()
+    cli.launch("train")

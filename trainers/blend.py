@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import os
 
-from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+from synthblend.trainers import cli, flags as F
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from datasets import blend, sources  # noqa: E402
-from trainers import sample  # noqa: E402
-from zoo.registry import UsageError  # noqa: E402
+from synthblend.datasets import blend, sources
+from synthblend.trainers import sample
+from synthblend.trainers.progress import progress_bar
+from synthblend.zoo.registry import UsageError
 
 CHUNK = 1024
 
@@ -106,16 +107,16 @@ def write(batches: tf.data.Dataset, path: str, num: int, spec, labelled: bool) -
         writer = sample.CsvWriter(partial, num, spec, labelled, extra=("source",))
     else:
         writer = sample.NpzWriter(partial, num, spec, labelled)
-    progress = sample.Progress(num)
     counts, done = {}, 0
     try:
-        for batch in batches.as_numpy_iterator():
-            tags = batch["source"].astype(str)
-            writer.write(batch["x"], batch.get("y"), done, columns={"source": tags})
-            for name, count in zip(*np.unique(tags, return_counts=True)):
-                counts[str(name)] = counts.get(str(name), 0) + int(count)
-            done += len(tags)
-            progress.update(done)
+        with progress_bar(num, "examples") as bar:
+            for batch in batches.as_numpy_iterator():
+                tags = batch["source"].astype(str)
+                writer.write(batch["x"], batch.get("y"), done, columns={"source": tags})
+                for name, count in zip(*np.unique(tags, return_counts=True)):
+                    counts[str(name)] = counts.get(str(name), 0) + int(count)
+                done += len(tags)
+                bar.update(len(tags))
         writer.close()
         sample.replace(partial, path)
     except BaseException:
@@ -124,10 +125,3 @@ def write(batches: tf.data.Dataset, path: str, num: int, spec, labelled: bool) -
         raise
     return counts
 
-
-def run():
-    cli.run(main)
-
-
-if __name__ == "__main__":
-    run()

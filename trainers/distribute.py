@@ -34,7 +34,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from zoo.registry import DataError, UsageError
+from synthblend.zoo.registry import DataError, UsageError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")

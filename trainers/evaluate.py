@@ -1,8 +1,8 @@
 """Measure synthetic data against the real data it imitates: fidelity, diversity, memorisation
 and usefulness, written as `report.json`, PNG plots and a one-page `report.html`.
 
-    python -m trainers.evaluate --model_dir=runs/dcgan_shapes_conditional
-    python -m trainers.evaluate --export_dir=exports/shapes --num_samples=2000
+    synthblend-evaluate --model_dir=runs/dcgan_shapes_conditional
+    synthblend-evaluate --export_dir=exports/shapes --num_samples=2000
 
 Images are compared in the feature space of a small classifier trained on the real training
 split (the Inception network behind FID neither downloads here nor suits 28x28 grayscale; the
@@ -37,23 +37,18 @@ import html
 import json
 import os
 
-from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+from synthblend.trainers import cli, flags as F
 
-import keras  # noqa: E402
-import matplotlib  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from datasets import embedded, sources, tabular  # noqa: E402
-from datasets.sources import DataSpec  # noqa: E402
-from trainers import measures, metrics, pictures, table_measures  # noqa: E402
-from trainers import sample  # noqa: E402
-from trainers.sample import chunk_seed, class_labels  # noqa: E402
-from zoo.registry import DataError, UsageError  # noqa: E402
+from synthblend.datasets import embedded, sources, tabular
+from synthblend.datasets.sources import DataSpec
+from synthblend.trainers import measures, metrics, pictures, table_measures
+from synthblend.trainers import sample
+from synthblend.trainers.sample import chunk_seed, class_labels
+from synthblend.zoo.registry import DataError, UsageError
 
 REPORT_FOLDER = "evaluation"
 # Gaussian mixtures whose modes are known: name -> (centres, standard deviation).
@@ -65,12 +60,16 @@ MIXTURES = {
 
 # -- real data and the domain classifier --------------------------------------------------------
 
-def load_real(record: dict, spec: DataSpec, limit: int) -> tuple[dict, dict]:
+def load_real(record: dict, spec: DataSpec, limit: int, given: dict | None = None) -> tuple[dict, dict]:
     """Up to `limit` real training examples and held-out examples, as arrays.
 
-    Held out is the `test` split where the source has one; otherwise the last fifth of the
+    Held out is the real data `given` (arrays `x`, `y` in the model's data space) when there is
+    some; otherwise the `test` split where the source has one; otherwise the last fifth of the
     training examples (which the model did see: the report says so)."""
     train = arrays(record["dataset"], record.get("split") or "train", record.get("image_size"), limit, spec.table)
+    if given is not None:
+        return train, {**{key: np.asarray(value)[:limit] for key, value in given.items()}, "seen": False,
+                       "given": True}
     if "test" in spec.splits and record.get("split") != "test":
         return train, {**arrays(record["dataset"], "test", record.get("image_size"), limit, spec.table),
                        "seen": False}
@@ -180,13 +179,14 @@ def usefulness(spec, synthetic, synthetic_labels, train, holdout) -> dict:
 # -- the report ---------------------------------------------------------------------------------
 
 def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report_dir: str,
-             inception: keras.Model | None = None, real_examples: int = 20000) -> dict:
+             inception: keras.Model | None = None, real_examples: int = 20000, holdout: dict | None = None) -> dict:
     """Measures `num` samples of `source` against up to `real_examples` real ones (for the
-    classifier and memorisation) and writes the report; returns it."""
+    classifier and memorisation) and writes the report; returns it. `holdout` is real held-out
+    data (`x`, `y`) to compare with instead of the source's own."""
     if spec.table is not None:
-        return evaluate_table(source, spec, num, seed, report_dir, real_examples)
-    train, holdout = load_real(source.record, spec, max(num, real_examples))
-    seen = holdout.pop("seen")
+        return evaluate_table(source, spec, num, seed, report_dir, real_examples, holdout)
+    train, holdout = load_real(source.record, spec, max(num, real_examples), holdout)
+    seen, given = holdout.pop("seen"), holdout.pop("given", False)
     num = min(num, len(holdout["x"]), len(train["x"]))
     reference, floor = holdout["x"][:num], train["x"][:num]
     labels = None
@@ -194,7 +194,7 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "uniform", None, seed)
     synthetic = draw(source, num, seed, labels)
     os.makedirs(report_dir, exist_ok=True)
-    report = report_header(source, num, seed, seen, "examples")
+    report = report_header(source, num, seed, seen, "examples", given)
     figures = {}
     labelled = spec.num_classes >= 2 and "y" in train
     if labelled:
@@ -254,7 +254,7 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
     return report
 
 
-def report_header(source, num: int, seed: int, seen: bool, examples: str) -> dict:
+def report_header(source, num: int, seed: int, seen: bool, examples: str, given: bool = False) -> dict:
     """What every report starts with: the run measured, how many samples, against what."""
     return {
         "model": source.record.get("model"),
@@ -262,7 +262,8 @@ def report_header(source, num: int, seed: int, seen: bool, examples: str) -> dic
         "dataset": source.record.get("dataset"),
         "num_samples": num,
         "seed": seed,
-        "heldout": f"the last fifth of the training {examples} (seen in training)" if seen else "the test split",
+        "heldout": ("the real data given" if given else
+                    f"the last fifth of the training {examples} (seen in training)" if seen else "the test split"),
     }
 
 
@@ -273,12 +274,13 @@ def write_report(report: dict, pictures: dict, report_dir: str, source) -> None:
     log_scalars(report, report_dir, int(source.record.get("step") or 0))
 
 
-def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str, real_examples: int) -> dict:
+def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str, real_examples: int,
+                   given: dict | None = None) -> dict:
     """The table report (`trainers.table_measures`) of `num` decoded synthetic rows against the
     real rows, each score beside its real-vs-real floor; conditional models draw labels in the
     class shares of the real training rows, so train-on-synthetic sees the real balance."""
-    train, holdout = load_real(source.record, spec, max(num, real_examples))
-    seen = holdout.pop("seen")
+    train, holdout = load_real(source.record, spec, max(num, real_examples), given)
+    seen, given = holdout.pop("seen"), holdout.pop("given", False)
     num = min(num, len(train["x"]))
     encoder = spec.table
     labels = None
@@ -302,7 +304,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     except ValueError as error:
         raise DataError(f"cannot measure the table of {spec.name}: {error}") from None
     report = {
-        **report_header(source, num, seed, seen, "rows"),
+        **report_header(source, num, seed, seen, "rows", given),
         "space": "decoded table columns (the real-vs-real floor compares held-out rows with training rows)",
         "fidelity": {name: {"synthetic": measured[name]["score"], "real_floor": floor[name]} for name in floor},
         **{key: value for key, value in measured.items() if key != "pictures"},
@@ -390,7 +392,7 @@ def class_names(spec: DataSpec) -> list[str]:
 def plot_samples(synthetic, reference, spec):
     if spec.is_image:
         return ("grid", pictures.to_uint8(np.concatenate([synthetic[:32], reference[:32]]), spec.value_range), 8)
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    figure, axes = pictures.subplots(figsize=(5, 5), dpi=100)
     if spec.shape == (2,):
         axes.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.3, label="real (held out)")
         axes.scatter(synthetic[:, 0], synthetic[:, 1], s=3, alpha=0.5, label="synthetic")
@@ -412,7 +414,7 @@ def plot_pairs(top, bottom, spec):
 
 def plot_class_histograms(classes, spec):
     names = class_names(spec)
-    figure, axes = plt.subplots(figsize=(max(4, len(names) * 0.8), 3), dpi=100)
+    figure, axes = pictures.subplots(figsize=(max(4, len(names) * 0.8), 3), dpi=100)
     positions = np.arange(len(names))
     axes.bar(positions - 0.2, classes["real_histogram"]["shares"], 0.4, label="real (training)")
     axes.bar(positions + 0.2, classes["histogram"]["shares"], 0.4, label="synthetic")
@@ -424,7 +426,7 @@ def plot_class_histograms(classes, spec):
 
 
 def plot_distances(distances, holdout):
-    figure, axes = plt.subplots(figsize=(5, 3), dpi=100)
+    figure, axes = pictures.subplots(figsize=(5, 3), dpi=100)
     bins = np.linspace(0, max(np.max(distances["synthetic_distances"]), np.max(holdout)) + 1e-9, 50)
     axes.hist(holdout, bins=bins, alpha=0.5, density=True, label="held-out real")
     axes.hist(distances["synthetic_distances"], bins=bins, alpha=0.5, density=True, label="synthetic")
@@ -436,7 +438,7 @@ def plot_distances(distances, holdout):
 
 
 def plot_correlations(correlations, factor_names):
-    figure, axes = plt.subplots(figsize=(1.2 * len(factor_names) + 2, 0.6 * len(correlations) + 1.5), dpi=100)
+    figure, axes = pictures.subplots(figsize=(1.2 * len(factor_names) + 2, 0.6 * len(correlations) + 1.5), dpi=100)
     image = axes.imshow(correlations, cmap="coolwarm", vmin=-1, vmax=1)
     axes.set_xticks(range(len(factor_names)), factor_names)
     axes.set_yticks(range(len(correlations)), [f"code {i}" for i in range(len(correlations))])
@@ -453,7 +455,6 @@ def save(figure, path: str) -> str:
         pictures.save_image_grid(images, path, columns)
     else:
         figure.savefig(path)
-        plt.close(figure)
     return path
 
 
@@ -584,10 +585,3 @@ def summary(report: dict) -> str:
             lines.append(f"  {section}: " + ", ".join(f"{k} {fmt(v)}" for k, v in values.items()))
     return "\n".join(lines)
 
-
-def run():
-    cli.run(main)
-
-
-if __name__ == "__main__":
-    run()

@@ -1,6 +1,6 @@
 """Export a trained model for TF Serving and for Keras users.
 
-    python -m trainers.export --model_dir=runs/dcgan_shapes --export_dir=exports/shapes
+    synthblend-export --model_dir=runs/dcgan_shapes --export_dir=exports/shapes
 
 Each export becomes the next numbered version under `--export_dir`, the layout TF Serving
 watches; an existing version is never overwritten, and a version appears only once it is
@@ -27,13 +27,13 @@ import json
 import os
 import shutil
 
-from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+from synthblend.trainers import cli, flags as F
 
-import keras  # noqa: E402
+import keras
 
-from datasets import tabular  # noqa: E402
-from trainers import restore  # noqa: E402
-from zoo.registry import UsageError  # noqa: E402
+from synthblend.datasets import tabular
+from synthblend.trainers import restore
+from synthblend.zoo.registry import UsageError
 
 METADATA_FILE = os.path.join("assets.extra", "synthblend.json")
 KERAS_FILE = "generator.keras"
@@ -116,6 +116,7 @@ def metadata(trained: restore.TrainedModel, max_samples: int, signatures: dict) 
         "image_size": trained.record.get("image_size"),
         "config": trained.record["config"],
         "data_spec": trained.record["data_spec"],
+        **{key: trained.record[key] for key in ("class_counts", "frame_dtypes") if key in trained.record},
         "max_samples": max_samples,
         "samples": {"dtype": "float32", "shape": list(spec.shape), "range": spec.value_range},
         "columns": None if spec.table is None else table_column_types(spec.table),
@@ -167,15 +168,26 @@ def read_export(path: str) -> tuple[str, dict]:
         raise UsageError(f"{path} is not an export of this tool ({METADATA_FILE}: {error})") from None
 
 
+def export_run(trained: restore.TrainedModel, export_dir: str, max_samples: int, serving_name: str | None = None,
+               serving_base_path: str | None = None) -> tuple[str, str]:
+    """Exports `trained` as the next version under `export_dir` and writes the TF Serving
+    config beside it (model `serving_name`, default the folder's name, at `serving_base_path`,
+    default /models/<name>); returns the version's path and the config's."""
+    cli.check_writable_dir(export_dir, "--export_dir")
+    name = serving_name or os.path.basename(os.path.normpath(os.path.abspath(export_dir)))
+    path = export(trained, export_dir, max_samples)
+    return path, write_serving_config(export_dir, name, serving_base_path or f"/models/{name}")
+
+
 def main(argv):
     cli.require(F.MODEL_DIR, F.EXPORT_DIR)
     export_dir = F.EXPORT_DIR.value
     cli.check_writable_dir(export_dir, "--export_dir")
     trained = restore.load(F.MODEL_DIR.value, use_average=F.USE_EMA.value)
+    path, config = export_run(trained, export_dir, F.MAX_SAMPLES.value, F.SERVING_NAME.value,
+                              F.SERVING_BASE_PATH.value)
     name = F.SERVING_NAME.value or os.path.basename(os.path.normpath(os.path.abspath(export_dir)))
     base_path = F.SERVING_BASE_PATH.value or f"/models/{name}"
-    path = export(trained, export_dir, F.MAX_SAMPLES.value)
-    config = write_serving_config(export_dir, name, base_path)
     weights = "moving-average" if trained.averaged else "trained"
     print(f"exported {trained.record['model']} at step {trained.step} ({weights} weights) -> {path}")
     with open(os.path.join(path, METADATA_FILE)) as file:
@@ -184,10 +196,3 @@ def main(argv):
     print(f"  Keras generator -> {os.path.join(path, KERAS_FILE)}")
     print(f"  TF Serving config (model {name!r} at {base_path}) -> {config}")
 
-
-def run():
-    cli.run(main)
-
-
-if __name__ == "__main__":
-    run()

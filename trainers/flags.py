@@ -1,209 +1,294 @@
-"""Every command-line flag, defined once.
+"""Every command-line flag, declared once; each command defines the ones it reads.
+
+Importing this module defines no flag anywhere: `declare` records a flag, and a command's
+`cli.execute` defines its own flags (a tuple below, such as `TRAIN`) into a fresh
+`absl.flags.FlagValues` when it runs, so `--help` lists that command's flags and a flag of
+another command is refused. Code reads a flag through its holder (`MODEL.value`), which looks it
+up in the flags of the command that is running.
 
 Flags are optional here; each `main` says which it requires. A model's constructor argument
 takes the value of the flag of the same name when that flag is given (on the command line or in
 a flagfile); otherwise the model's own default applies (`zoo.base.GenerativeModel.arguments`).
 """
 
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
 import os
 
 from absl import flags
 
-from zoo import MODELS, losses, networks, vae
-from zoo.registry import UsageError
+from synthblend.zoo import MODELS, losses, networks, vae
+from synthblend.zoo.registry import UsageError
+
+_PARSED: list[flags.FlagValues] = []  # the running command's flags, innermost last
+
+
+class Flag:
+    """A declared flag: defined into a command's `FlagValues` by `define`, read through `value`."""
+
+    def __init__(self, define, name: str, *args, **kwargs):
+        self.name, self._define, self._args, self._kwargs = name, define, args, kwargs
+
+    def define(self, flag_values: flags.FlagValues) -> None:
+        self._define(self.name, *self._args, flag_values=flag_values, **self._kwargs)
+
+    def _parsed(self):
+        if not _PARSED:
+            raise RuntimeError(f"--{self.name} is read outside a command; pass the value as an argument instead")
+        return _PARSED[-1][self.name]
+
+    @property
+    def value(self):
+        return self._parsed().value
+
+    @property
+    def present(self) -> bool:
+        return bool(self._parsed().present)
+
+
+def declare(define, name: str, *args, **kwargs) -> Flag:
+    return Flag(define, name, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def bound(flag_values: flags.FlagValues):
+    """Flag holders read `flag_values` inside this block (a command's run)."""
+    _PARSED.append(flag_values)
+    try:
+        yield
+    finally:
+        _PARSED.pop()
+
 
 # -- what to train on, where to write --------------------------------------------------------
-MODEL = flags.DEFINE_enum("model", None, MODELS.names(), "Model to train.")
-DATASET = flags.DEFINE_string(
+MODEL = declare(flags.DEFINE_enum, "model", None, MODELS.names(), "Model to train.")
+DATASET = declare(flags.DEFINE_string,
     "dataset", None,
     "Data source: tfds:<name>, npz:<path>, images:<dir>, csv:<path>, or an embedded dataset "
     "(shapes, ring, grid, purchases).",
 )
-SCHEMA = flags.DEFINE_string(
+SCHEMA = declare(flags.DEFINE_string,
     "schema", None,
     'Tables: JSON file overriding inferred column kinds, e.g. {"columns": {"zip": "categorical"}, "label": "churn"} '
     "(kinds: continuous, integer, categorical, boolean, ignore).",
 )
-LABEL_COLUMN = flags.DEFINE_string(
+LABEL_COLUMN = declare(flags.DEFINE_string,
     "label_column", None,
     "Tables: the label column conditional models generate for (categorical, boolean or integer with few values); "
     "purchases: churned by default, '' for none.",
 )
-MISSING = flags.DEFINE_enum(
+MISSING = declare(flags.DEFINE_enum,
     "missing", None, ["impute", "drop"],
     "Tables: missing cells are imputed (median / most frequent, plus a missing-indicator column; the default) "
     "or their rows dropped.",
 )
-SPLIT = flags.DEFINE_string("split", "train", "Split of the dataset to train on.")
-EVAL_SPLIT = flags.DEFINE_string(
+SPLIT = declare(flags.DEFINE_string, "split", "train", "Split of the dataset to train on.")
+EVAL_SPLIT = declare(flags.DEFINE_string,
     "eval_split", "test",
     "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it; "
     "'none' measures none.",
 )
-AUGMENT = flags.DEFINE_string(
+AUGMENT = declare(flags.DEFINE_string,
     "augment", None,
     "Augment training images with Keras preprocessing layers, e.g. flip,rotate:0.1,zoom:0.1,translate:0.1,"
     "contrast:0.2,brightness:0.2 (names: flip, vflip, rotate, zoom, translate, contrast, brightness).",
 )
-IMAGE_SIZE = flags.DEFINE_integer(
+IMAGE_SIZE = declare(flags.DEFINE_integer,
     "image_size", None, "Resize images to this side length (needed for images of mixed sizes); at most 512, "
     "as the whole dataset is held resized in memory.", lower_bound=1, upper_bound=512,
 )
-MODEL_DIR = flags.DEFINE_string(
+MODEL_DIR = declare(flags.DEFINE_string,
     "model_dir", None, "Directory for checkpoints, TensorBoard events, pictures and config.json; "
     "training resumes from the latest checkpoint in it.",
 )
 
 # -- the loop ---------------------------------------------------------------------------------
-TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10000, "Train until this step.", lower_bound=1)
-BATCH_SIZE = flags.DEFINE_integer(
+TRAIN_STEPS = declare(flags.DEFINE_integer, "train_steps", 10000, "Train until this step.", lower_bound=1)
+BATCH_SIZE = declare(flags.DEFINE_integer,
     "batch_size", 64, "Examples per step, over all replicas (a multiple of their number).", lower_bound=1
 )
-STEPS_PER_CALL = flags.DEFINE_integer(
+STEPS_PER_CALL = declare(flags.DEFINE_integer,
     "steps_per_call", 100, "Training steps run inside one compiled call.", lower_bound=1
 )
-CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1000, "Save every N steps.", lower_bound=1)
-KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1)
-LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Progress line and scalars every N steps.", lower_bound=1)
-SAMPLE_EVERY = flags.DEFINE_integer("sample_every", 1000, "Picture of samples every N steps.", lower_bound=1)
-EMA_DECAY = flags.DEFINE_float(
+CHECKPOINT_EVERY = declare(flags.DEFINE_integer, "checkpoint_every", 1000, "Save every N steps.", lower_bound=1)
+KEEP_CHECKPOINTS = declare(flags.DEFINE_integer, "keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1)
+LOG_EVERY = declare(flags.DEFINE_integer, "log_every", 100, "Progress line and scalars every N steps.", lower_bound=1)
+SAMPLE_EVERY = declare(flags.DEFINE_integer, "sample_every", 1000, "Picture of samples every N steps.", lower_bound=1)
+EMA_DECAY = declare(flags.DEFINE_float,
     "ema_decay", 0.0, "Decay of the moving average of generator weights used for pictures and export "
     "(e.g. 0.999); 0 turns it off.",
     lower_bound=0.0, upper_bound=0.99999,
 )
-SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)
-SEED = flags.DEFINE_integer("seed", 0, "Seed of the data order and the model's random streams.")
-JIT_COMPILE = flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
-DETERMINISTIC = flags.DEFINE_bool(
+SHUFFLE_BUFFER = declare(flags.DEFINE_integer, "shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)
+SEED = declare(flags.DEFINE_integer, "seed", 0, "Seed of the data order and the model's random streams.")
+JIT_COMPILE = declare(flags.DEFINE_bool, "jit_compile", False, "Compile the training step with XLA.")
+DETERMINISTIC = declare(flags.DEFINE_bool,
     "deterministic", False, "Deterministic ops and weight initialisation from --seed: the same command gives "
-    "bit-identical weights, also when killed and resumed (slower; see README).",
+    "bit-identical weights, also when killed and resumed (slower; see docs/resuming.md).",
 )
-NAN_POLICY = flags.DEFINE_enum(
+NAN_POLICY = declare(flags.DEFINE_enum,
     "nan_policy", "stop", ["stop", "rollback"], "On a non-finite loss: stop with an error, or reload the last "
     "checkpoint and skip past the batches that led to it (at most --max_rollbacks times).",
 )
-MAX_ROLLBACKS = flags.DEFINE_integer(
+MAX_ROLLBACKS = declare(flags.DEFINE_integer,
     "max_rollbacks", 3, "Rollbacks allowed by --nan_policy=rollback before the run stops.", lower_bound=0
 )
-STRATEGY = flags.DEFINE_enum(
+STRATEGY = declare(flags.DEFINE_enum,
     "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
     "Where to train: one device (default), all local devices (mirrored), several machines with the "
     "cluster in TF_CONFIG (multi_worker), or a TPU (tpu). --batch_size is the global batch.",
 )
-TPU = flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu (empty: the local one).")
-PRECISION = flags.DEFINE_enum(
+TPU = declare(flags.DEFINE_string, "tpu", "", "TPU name or grpc:// address for --strategy=tpu (empty: the local one).")
+PRECISION = declare(flags.DEFINE_enum,
     "precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
     "Compute dtype of the layers (variables and final layers stay float32; float16 adds loss scaling).",
 )
-VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
+VERBOSE = declare(flags.DEFINE_bool, "verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 
 # -- export and sampling ---------------------------------------------------------------------
-EXPORT_DIR = flags.DEFINE_string(
+EXPORT_DIR = declare(flags.DEFINE_string,
     "export_dir", None,
     "Export base directory: each export is a numbered SavedModel version in it, as TF Serving watches.",
 )
-MAX_SAMPLES = flags.DEFINE_integer(
+MAX_SAMPLES = declare(flags.DEFINE_integer,
     "max_samples", 1024, "Most samples one request to an export may ask for.", lower_bound=1
 )
-SERVING_NAME = flags.DEFINE_string(
+SERVING_NAME = declare(flags.DEFINE_string,
     "serving_name", None, "Model name in the exported models.config (default: the export directory's name)."
 )
-SERVING_BASE_PATH = flags.DEFINE_string(
+SERVING_BASE_PATH = declare(flags.DEFINE_string,
     "serving_base_path", None,
     "Base path of the model as TF Serving sees it, in models.config (default: /models/<serving_name>).",
 )
-USE_EMA = flags.DEFINE_bool(
+USE_EMA = declare(flags.DEFINE_bool,
     "use_ema", True, "Use the moving-average generator weights when the run kept them."
 )
-NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Number of samples to write.")
-OUTPUT = flags.DEFINE_string("output", None, "File (npz, tfrecord, csv) or folder (png) to write the samples to.")
-FORMAT = flags.DEFINE_enum("format", None, ["npz", "png", "tfrecord", "csv"],
+NUM_SAMPLES = declare(flags.DEFINE_integer, "num_samples", None, "Number of samples to write.")
+OUTPUT = declare(flags.DEFINE_string, "output", None, "File (npz, tfrecord, csv) or folder (png) to write the samples to.")
+FORMAT = declare(flags.DEFINE_enum, "format", None, ["npz", "png", "tfrecord", "csv"],
                            "Output format (default: from the --output extension; png for a folder; csv for tables).")
-CHUNK_SIZE = flags.DEFINE_integer("chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
-CLASS_BALANCE = flags.DEFINE_enum(
-    "class_balance", "uniform", ["uniform", "real"],
-    "Classes of conditional samples: equal counts, or the training data's class frequencies.",
+CHUNK_SIZE = declare(flags.DEFINE_integer, "chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
+CLASS_BALANCE = declare(flags.DEFINE_enum,
+    "class_balance", "real", ["real", "uniform"],
+    "Classes of conditional samples: the training data's class shares, or equal counts.",
 )
-CLASSES = flags.DEFINE_list(
+CLASSES = declare(flags.DEFINE_list,
     "classes", None, "Classes (indices or names) to draw conditional samples of (default: all)."
 )
-OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+OVERWRITE = declare(flags.DEFINE_bool, "overwrite", False, "Replace an existing --output.")
 
 # -- blending ---------------------------------------------------------------------------------
-RATIO = flags.DEFINE_float("ratio", 0.5, "Share of synthetic data in a blend (mix), or its weight (interpolate).")
-BLEND_METHOD = flags.DEFINE_enum(
+RATIO = declare(flags.DEFINE_float, "ratio", 0.5, "Share of synthetic data in a blend (mix), or its weight (interpolate).")
+BLEND_METHOD = declare(flags.DEFINE_enum,
     "method", "mix", ["mix", "interpolate"],
     "mix: each example is real or synthetic; interpolate: x = (1 - ratio) * real + ratio * synthetic.",
 )
-NUM_EXAMPLES = flags.DEFINE_integer("num_examples", None, "Number of examples to write.")
-RATIOS = flags.DEFINE_list("ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve.")
-CLASSIFIER_STEPS = flags.DEFINE_integer(
+NUM_EXAMPLES = declare(flags.DEFINE_integer, "num_examples", None, "Number of examples to write.")
+RATIOS = declare(flags.DEFINE_list, "ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve.")
+CLASSIFIER_STEPS = declare(flags.DEFINE_integer,
     "classifier_steps", 1500, "Training steps of each classifier on the utility curve.", lower_bound=1
 )
-REPEATS = flags.DEFINE_integer("repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1)
+REPEATS = declare(flags.DEFINE_integer, "repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1)
 
 # -- evaluation -------------------------------------------------------------------------------
-REPORT_DIR = flags.DEFINE_string(
+REPORT_DIR = declare(flags.DEFINE_string,
     "report_dir", None, "Where the evaluation report goes (default: <model_dir or export_dir>/evaluation)."
 )
-CACHE_DIR = flags.DEFINE_string(
+CACHE_DIR = declare(flags.DEFINE_string,
     "cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "synthblend"),
     "Cache of domain classifiers, by dataset and data fingerprint.",
 )
-REAL_EXAMPLES = flags.DEFINE_integer(
+REAL_EXAMPLES = declare(flags.DEFINE_integer,
     "real_examples", 20000, "Real training examples read for the classifier, the floors and memorisation.",
     lower_bound=10,
 )
-INCEPTION_WEIGHTS = flags.DEFINE_string(
+INCEPTION_WEIGHTS = declare(flags.DEFINE_string,
     "inception_weights", None,
     "Local Inception-v3 weights (include_top=False) for FID beside the domain-classifier measures.",
 )
 
 # -- models (constructor arguments by name) ---------------------------------------------------
-flags.DEFINE_integer("latent_dim", None, "Size of the generator's input noise.", lower_bound=1)
-flags.DEFINE_integer("width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1)
-flags.DEFINE_integer("discriminator_depth", None, "Stride-2 convolutions of the DCGAN discriminator "
-                      "(default: as many as the generator upsamples).", lower_bound=1)
-flags.DEFINE_integer("depth", None, "Hidden layers per MLP.", lower_bound=1)
-flags.DEFINE_enum("loss", None, sorted(losses.GAN_LOSSES), "GAN loss family.")
-flags.DEFINE_float("gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
-                   lower_bound=0.0)
-flags.DEFINE_float("classifier_weight", None,
-                   "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only).",
-                   lower_bound=0.0)
-flags.DEFINE_string("diffaugment", None,
-                    "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout.")
-flags.DEFINE_float("generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0)
-flags.DEFINE_float("discriminator_learning_rate", None, "Adam learning rate of the discriminator.",
-                   lower_bound=0.0)
-flags.DEFINE_float("beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float("beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float("gumbel_temperature", None,
-                   "gan on tables: Gumbel-softmax temperature of the generator's category columns while training "
-                   "(0: plain softmax).", lower_bound=0.0)
-flags.DEFINE_enum("discriminator_norm", None, list(networks.NORMS),
-                  "Normalisation in the dcgan/infogan discriminator.")
-CONDITIONAL = flags.DEFINE_bool("conditional", None, "Condition generation on the dataset's labels (gan, dcgan, vae).")
-flags.DEFINE_enum("likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian.")
-flags.DEFINE_float("beta", None, "Weight of the VAE's KL term (beta-VAE).", lower_bound=0.0)
-flags.DEFINE_float("learning_rate", None, "Adam learning rate (vae).", lower_bound=0.0)
-flags.DEFINE_integer("categories", None, "Values of InfoGAN's categorical code.", lower_bound=2)
-flags.DEFINE_integer("continuous_codes", None, "Number of InfoGAN's continuous codes.", lower_bound=1)
-flags.DEFINE_float("categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0)
-flags.DEFINE_float("continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0)
-flags.DEFINE_string("code_invariance", None,
-                    "Transforms InfoGAN's Q reads the categorical code through, so the code cannot encode what "
-                    "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation).")
-flags.DEFINE_float("clustering_weight", None,
-                   "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
-                   "image the same categorical code (invariant information clustering).", lower_bound=0.0)
+MODEL_OPTIONS = (
+    declare(flags.DEFINE_integer, "latent_dim", None, "Size of the generator's input noise.", lower_bound=1),
+    declare(flags.DEFINE_integer, "width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1),
+    declare(flags.DEFINE_integer, "discriminator_depth", None, "Stride-2 convolutions of the DCGAN discriminator "
+                          "(default: as many as the generator upsamples).", lower_bound=1),
+    declare(flags.DEFINE_integer, "depth", None, "Hidden layers per MLP.", lower_bound=1),
+    declare(flags.DEFINE_enum, "loss", None, sorted(losses.GAN_LOSSES), "GAN loss family."),
+    declare(flags.DEFINE_float, "gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
+                       lower_bound=0.0),
+    declare(flags.DEFINE_float, "classifier_weight", None,
+                       "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only).",
+                       lower_bound=0.0),
+    declare(flags.DEFINE_string, "diffaugment", None,
+                        "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout."),
+    declare(flags.DEFINE_float, "generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0),
+    declare(flags.DEFINE_float, "discriminator_learning_rate", None, "Adam learning rate of the discriminator.",
+                       lower_bound=0.0),
+    declare(flags.DEFINE_float, "beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0),
+    declare(flags.DEFINE_float, "beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0),
+    declare(flags.DEFINE_float, "gumbel_temperature", None,
+                       "gan on tables: Gumbel-softmax temperature of the generator's category columns while training "
+                       "(0: plain softmax).", lower_bound=0.0),
+    declare(flags.DEFINE_enum, "discriminator_norm", None, list(networks.NORMS),
+                      "Normalisation in the dcgan/infogan discriminator."),
+    declare(flags.DEFINE_bool, "conditional", None, "Condition generation on the dataset's labels (gan, dcgan, vae)."),
+    declare(flags.DEFINE_enum, "likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian."),
+    declare(flags.DEFINE_float, "beta", None, "Weight of the VAE's KL term (beta-VAE).", lower_bound=0.0),
+    declare(flags.DEFINE_float, "learning_rate", None, "Adam learning rate (vae).", lower_bound=0.0),
+    declare(flags.DEFINE_integer, "categories", None, "Values of InfoGAN's categorical code.", lower_bound=2),
+    declare(flags.DEFINE_integer, "continuous_codes", None, "Number of InfoGAN's continuous codes.", lower_bound=1),
+    declare(flags.DEFINE_float, "categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0),
+    declare(flags.DEFINE_float, "continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0),
+    declare(flags.DEFINE_string, "code_invariance", None,
+                        "Transforms InfoGAN's Q reads the categorical code through, so the code cannot encode what "
+                        "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation)."),
+    declare(flags.DEFINE_float, "clustering_weight", None,
+                       "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
+                       "image the same categorical code (invariant information clustering).", lower_bound=0.0),
+)
 
-FLAGS = flags.FLAGS
+CONDITIONAL = next(flag for flag in MODEL_OPTIONS if flag.name == "conditional")
+RECIPE = declare(
+    flags.DEFINE_string, "recipe", None,
+    "A recipe shipped with the package, by name (e.g. dcgan_shapes): its flags are read as from "
+    "--flagfile=configs/<name>.cfg, and flags given after it override them.",
+)
+
+# -- what each command reads -------------------------------------------------------------------
+TABLE = (SCHEMA, LABEL_COLUMN, MISSING)
+LOOP = (TRAIN_STEPS, BATCH_SIZE, STEPS_PER_CALL, CHECKPOINT_EVERY, KEEP_CHECKPOINTS, LOG_EVERY, SAMPLE_EVERY,
+        EMA_DECAY, SHUFFLE_BUFFER, SEED, JIT_COMPILE, DETERMINISTIC, NAN_POLICY, MAX_ROLLBACKS, STRATEGY, TPU,
+        PRECISION)
+TRAINED = (MODEL_DIR, EXPORT_DIR, USE_EMA)  # where samples come from: a run or an export
+COMMANDS = {
+    "train": (RECIPE, MODEL, DATASET, *TABLE, SPLIT, EVAL_SPLIT, AUGMENT, IMAGE_SIZE, MODEL_DIR, *LOOP,
+              *MODEL_OPTIONS),
+    "sample": (*TRAINED, NUM_SAMPLES, OUTPUT, FORMAT, CHUNK_SIZE, CLASS_BALANCE, CLASSES, OVERWRITE, SEED),
+    "export": (MODEL_DIR, EXPORT_DIR, USE_EMA, MAX_SAMPLES, SERVING_NAME, SERVING_BASE_PATH),
+    "evaluate": (*TRAINED, NUM_SAMPLES, SEED, REPORT_DIR, CACHE_DIR, REAL_EXAMPLES, INCEPTION_WEIGHTS),
+    "blend": (*TRAINED, DATASET, SPLIT, IMAGE_SIZE, RATIO, BLEND_METHOD, NUM_EXAMPLES, OUTPUT, OVERWRITE,
+              CLASS_BALANCE, SEED),
+    "utility": (*TRAINED, DATASET, SPLIT, IMAGE_SIZE, RATIOS, CLASSIFIER_STEPS, REPEATS, BATCH_SIZE, REPORT_DIR,
+                SEED),
+}
+
+
+def recipe_path(name: str) -> str:
+    """The flagfile of the recipe `name` shipped in `synthblend.configs`; UsageError naming the
+    recipes there otherwise."""
+    folder = importlib.resources.files("synthblend.configs")
+    recipes = sorted(entry.name[:-4] for entry in folder.iterdir() if entry.name.endswith(".cfg"))
+    if name not in recipes:
+        raise UsageError(f"--recipe={name}: no such recipe; accepted: {', '.join(recipes)}")
+    return os.fspath(folder / f"{name}.cfg")
 
 
 def table_options():
     """The table flags as `datasets.tabular.Options` (ignored by sources that are not tables)."""
-    from datasets import tabular
+    from synthblend.datasets import tabular
 
     return tabular.Options(schema=SCHEMA.value, label=LABEL_COLUMN.value, missing=MISSING.value)
 
@@ -212,10 +297,9 @@ def model_arguments(model_name: str) -> dict:
     """Constructor arguments of the registered model `model_name` that were set by a flag of the
     same name. A flag that is another model's setting and not this one's (`--categories` with
     `--model=dcgan`) is a UsageError naming the models it applies to, not silently ignored."""
-    given = {name for name in FLAGS if FLAGS[name].present and FLAGS[name].value is not None}
+    given = {flag.name: flag.value for flag in MODEL_OPTIONS if flag.present and flag.value is not None}
     accepted = MODELS.get(model_name).arguments()
-    for name in sorted(given - set(accepted)):
+    for name in sorted(set(given) - set(accepted)):
         users = [other for other in MODELS.names() if name in MODELS.get(other).arguments()]
-        if users:
-            raise UsageError(f"--{name} does not apply to --model={model_name}; it is a setting of {', '.join(users)}")
-    return {name: FLAGS[name].value for name in accepted if name in given}
+        raise UsageError(f"--{name} does not apply to --model={model_name}; it is a setting of {', '.join(users)}")
+    return given

@@ -34,8 +34,9 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from trainers import distribute
-from zoo.registry import TrainingError
+from synthblend.trainers import distribute
+from synthblend.trainers.progress import progress_bar
+from synthblend.zoo.registry import TrainingError
 
 CHECKPOINT_FOLDER = "checkpoints"
 # Parts of a checkpoint that it may lack: checkpoints of pipelines that cannot be saved, or of
@@ -58,6 +59,7 @@ class TrainerConfig:
     jit_compile: bool = False
     nan_policy: str = "stop"
     max_rollbacks: int = 3
+    progress: bool = False  # a progress bar (tqdm) beside the log lines
 
 
 class ExponentialMovingAverage:
@@ -272,7 +274,8 @@ class Trainer:
             return {}
         metrics: dict[str, float] = {}
         started, last_time, last_step = time.perf_counter(), time.perf_counter(), step
-        with self._sigterm_saves() as preemption:
+        enabled = self.config.progress and self.is_chief
+        with self._sigterm_saves() as preemption, progress_bar(train_steps, "steps", enabled, step) as bar:
             while step < train_steps:
                 num_steps = self._steps_until_event(step, train_steps)
                 done, values = self._train(self.iterator, tf.constant(num_steps))
@@ -280,7 +283,9 @@ class Trainer:
                 first, step = step, step + int(done)
                 if not self._finite(metrics, first, step):
                     step = self._roll_back(first, step)
+                    bar.n = step
                     continue
+                bar.update(step - first)
                 if step % self.config.log_every == 0 or step == train_steps:
                     now = time.perf_counter()
                     rate = (step - last_step) / max(now - last_time, 1e-9)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 import tensorflow as tf
 
-from datasets.sources import DataSpec
+from synthblend.datasets.sources import DataSpec
 
 
 def classifier(spec: DataSpec, width: int = 32) -> keras.Model:
@@ -62,53 +63,6 @@ def train_classifier(dataset: tf.data.Dataset, spec: DataSpec, *, epochs: int = 
 def predict_classes(model: keras.Model, data: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Predicted class of each data-space example."""
     return np.argmax(model.predict(np.asarray(data, np.float32), batch_size=batch_size, verbose=0), axis=-1)
-
-
-def linear_sum_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of a minimum-cost one-to-one assignment (Hungarian algorithm, O(n^3)).
-
-    Every row of a cost matrix with no more rows than columns is assigned a distinct column;
-    a wider-than-tall matrix is handled by transposing.
-    """
-    cost = np.asarray(cost, dtype=np.float64)
-    if cost.shape[0] > cost.shape[1]:
-        columns, rows = linear_sum_assignment(cost.T)
-        order = np.argsort(rows)
-        return rows[order], columns[order]
-    n, m = cost.shape
-    # Potentials u (rows) and v (columns), 1-based with a virtual column 0, as in the classic
-    # shortest augmenting path formulation.
-    u, v = np.zeros(n + 1), np.zeros(m + 1)
-    match = np.zeros(m + 1, dtype=int)  # match[column] = row assigned to it (1-based), 0 = none
-    for row in range(1, n + 1):
-        match[0] = row
-        column = 0
-        shortest = np.full(m + 1, np.inf)
-        previous = np.zeros(m + 1, dtype=int)
-        used = np.zeros(m + 1, dtype=bool)
-        while match[column] != 0:
-            used[column] = True
-            current_row = match[column]
-            reduced = cost[current_row - 1] - u[current_row] - v[1:]
-            free = ~used[1:]
-            better = free & (reduced < shortest[1:])
-            shortest[1:][better] = reduced[better]
-            previous[1:][better] = column
-            candidates = np.where(free, shortest[1:], np.inf)
-            next_column = int(np.argmin(candidates)) + 1
-            delta = candidates[next_column - 1]
-            u[match[used]] += delta
-            v[used] -= delta
-            shortest[1:][free] -= delta
-            column = next_column
-        while column != 0:
-            prior = previous[column]
-            match[column] = match[prior]
-            column = prior
-    rows = np.array([match[c] - 1 for c in range(1, m + 1) if match[c] != 0])
-    columns = np.array([c - 1 for c in range(1, m + 1) if match[c] != 0])
-    order = np.argsort(rows)
-    return rows[order], columns[order]
 
 
 def best_matching_accuracy(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, dict[int, int]]:

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display is needed or assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.image
+import numpy as np
+from matplotlib.figure import Figure
 
 
 # Panels of one per-feature or per-column picture, at most (the first ones are drawn).
 MAX_PANELS = 16
+
+
+def subplots(rows: int = 1, columns: int = 1, *, figsize, dpi: int = 100, layout=None, **kwargs):
+    """A matplotlib `Figure` and its axes, as `pyplot.subplots` gives, made without pyplot: it
+    leaves the process's backend and pyplot's figures alone, saves to files anywhere and shows
+    itself in a notebook."""
+    figure = Figure(figsize=figsize, dpi=dpi, layout=layout)
+    return figure, figure.subplots(rows, columns, **kwargs)
+
+
+def figure_of_png(path: str, scale: float = 2.0):
+    """The picture in the PNG file `path` as a matplotlib `Figure` (for notebooks), each pixel
+    drawn as `scale` screen pixels."""
+    image = matplotlib.image.imread(path)
+    height, width = image.shape[:2]
+    figure = Figure(figsize=(scale * width / 100, scale * height / 100), dpi=100)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+    axes.set_axis_off()
+    return figure
 
 
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
@@ -35,14 +52,14 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None) -
     scale = max(1, 256 // max(grid.shape[:2]) + 1)
     grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     if grid.shape[-1] == 1:
-        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
+        matplotlib.image.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
     else:
-        plt.imsave(path, grid)
+        matplotlib.image.imsave(path, grid)
 
 
 def save_scatter(points: np.ndarray, path: str, real: np.ndarray | None = None, title: str = "") -> None:
     """Writes a scatter plot of 2-D `points` (orange) over `real` points (blue)."""
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    figure, axes = subplots(figsize=(5, 5), dpi=100)
     if real is not None:
         axes.scatter(real[:, 0], real[:, 1], s=4, c="tab:blue", alpha=0.3, label="real")
     axes.scatter(points[:, 0], points[:, 1], s=4, c="tab:orange", alpha=0.6, label="generated")
@@ -51,7 +68,6 @@ def save_scatter(points: np.ndarray, path: str, real: np.ndarray | None = None, 
     axes.set_title(title)
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
 
 
 def save_histograms(vectors: np.ndarray, path: str, real: np.ndarray | None = None, title: str = "") -> None:
@@ -70,7 +86,7 @@ def panel_grid(count: int):
     """A figure with `count` small panels, four to a row; the spare ones are blank."""
     columns = min(count, 4)
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.5 * rows), dpi=100, squeeze=False)
+    figure, axes = subplots(rows, columns, figsize=(3 * columns, 2.5 * rows), dpi=100, squeeze=False)
     for ax in axes.flat[count:]:
         ax.axis("off")
     return figure, axes
@@ -82,7 +98,6 @@ def save_panels(figure, axes, title: str, path: str) -> None:
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
 
 
 def for_data(spec, decode, real: np.ndarray | None = None):

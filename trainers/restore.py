@@ -9,11 +9,11 @@ import sys
 
 import tensorflow as tf
 
-import zoo
-from datasets import pipeline
-from datasets.sources import DataSpec
-from trainers.loop import CHECKPOINT_FOLDER, checkpoint_of
-from zoo.registry import DataError, UsageError
+from synthblend import zoo
+from synthblend.datasets import pipeline
+from synthblend.datasets.sources import DataSpec
+from synthblend.trainers.loop import CHECKPOINT_FOLDER, checkpoint_of
+from synthblend.zoo.registry import DataError, UsageError
 
 CONFIG_FILE = "config.json"
 

@@ -1,8 +1,8 @@
 """Write a synthetic dataset drawn from a trained model or from an export.
 
-    python -m trainers.sample --model_dir=runs/dcgan_shapes --num_samples=60000 --output=synthetic.npz
-    python -m trainers.sample --export_dir=exports/shapes --num_samples=1000 --output=synthetic_png/
-    python -m trainers.sample --model_dir=runs/cdcgan --num_samples=1000 --class_balance=real --output=s.tfrecord
+    synthblend-sample --model_dir=runs/dcgan_shapes --num_samples=60000 --output=synthetic.npz
+    synthblend-sample --export_dir=exports/shapes --num_samples=1000 --output=synthetic_png/
+    synthblend-sample --model_dir=runs/cdcgan --num_samples=1000 --class_balance=uniform --output=s.tfrecord
 
 Formats:
 
@@ -32,19 +32,18 @@ import csv
 import json
 import os
 import shutil
-import sys
-import time
 import zipfile
 
-from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+from synthblend.trainers import cli, flags as F
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from datasets import sources, tabular  # noqa: E402
-from datasets.sources import DataSpec  # noqa: E402
-from trainers import export, pictures, restore  # noqa: E402
-from zoo.registry import DataError, UsageError  # noqa: E402
+from synthblend.datasets import sources, tabular
+from synthblend.datasets.sources import DataSpec
+from synthblend.trainers import export, pictures, restore
+from synthblend.trainers.progress import progress_bar
+from synthblend.zoo.registry import DataError, UsageError
 
 FORMATS = ("npz", "png", "tfrecord", "csv")
 
@@ -190,7 +189,11 @@ def class_labels(num: int, num_classes: int, classes: list[int], balance: str, f
 
 
 def training_frequencies(record: dict, num_classes: int) -> np.ndarray:
-    """Share of each class in the split the model was trained on."""
+    """Share of each class in the split the model was trained on (counted when it trained, or
+    read again for a run that did not record it)."""
+    if record.get("class_counts"):
+        counts = np.asarray(record["class_counts"], float)
+        return counts / counts.sum()
     dataset, _ = sources.load(record["dataset"], record.get("split") or "train", record.get("image_size"),
                               table=record["data_spec"].get("table"))
     counts = np.zeros(num_classes)
@@ -418,38 +421,19 @@ def remove(path: str) -> None:
         os.remove(path)
 
 
-class Progress:
-    """A one-line progress bar on stderr, redrawn at most twice a second."""
-
-    def __init__(self, total: int):
-        self.total, self.start, self.last = total, time.perf_counter(), 0.0
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        if done < self.total and now - self.last < 0.5:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        width = 30
-        filled = int(width * done / self.total)
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:,.0f} samples/s "
-              f"ETA {eta:.0f}s ", end="\n" if done >= self.total else "", file=sys.stderr, flush=True)
-
-
 def write_samples(source, path: str, form: str, num: int, seed: int, chunk_size: int, labels) -> None:
     """Draws `num` samples chunk by chunk into `path` (written as a hidden partial, then renamed)."""
     partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path.rstrip('/'))}.partial")
     remove(partial)
     writer = WRITERS[form](partial, num, source.spec, source.conditional)
-    progress = Progress(num)
     try:
-        for index, start in enumerate(range(0, num, chunk_size)):
-            count = min(chunk_size, num - start)
-            chunk_labels = None if labels is None else labels[start:start + count]
-            samples = source.draw(count, chunk_seed(seed, index), chunk_labels)
-            writer.write(samples, chunk_labels, start)
-            progress.update(start + count)
+        with progress_bar(num, "samples") as bar:
+            for index, start in enumerate(range(0, num, chunk_size)):
+                count = min(chunk_size, num - start)
+                chunk_labels = None if labels is None else labels[start:start + count]
+                samples = source.draw(count, chunk_seed(seed, index), chunk_labels)
+                writer.write(samples, chunk_labels, start)
+                bar.update(count)
         writer.close()
         replace(partial, path.rstrip("/"))
     except BaseException:
@@ -489,10 +473,3 @@ def main(argv):
         for c, n in enumerate(np.bincount(labels, minlength=source.spec.num_classes)) if n) + ")"
     print(f"wrote {num} samples{counts} -> {path}")
 
-
-def run():
-    cli.run(main)
-
-
-if __name__ == "__main__":
-    run()

@@ -46,14 +46,10 @@ from __future__ import annotations
 import math
 import os
 
-import matplotlib
+import numpy as np
+from scipy import stats
 
-matplotlib.use("Agg")  # files only; no display is needed or assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from trainers import measures  # noqa: E402
+from synthblend.trainers import measures, pictures
 
 NUMERIC_KINDS = ("continuous", "integer")
 CATEGORICAL_KINDS = ("categorical", "boolean")
@@ -84,19 +80,11 @@ def _categories(values: np.ndarray) -> np.ndarray:
 
 
 def ks_statistic(real: np.ndarray, synthetic: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic ``max_x |F_real(x) - F_synthetic(x)|``.
-
-    Both empirical CDFs are evaluated at every value seen on either side (right-continuous, so
-    tied values step together); the maximum over those points is the exact statistic.
-    """
-    real_sorted = np.sort(np.asarray(real, dtype=np.float64))
-    synthetic_sorted = np.sort(np.asarray(synthetic, dtype=np.float64))
-    if len(real_sorted) == 0 or len(synthetic_sorted) == 0:
+    """Two-sample Kolmogorov-Smirnov statistic ``max_x |F_real(x) - F_synthetic(x)|`` (SciPy's)."""
+    real, synthetic = np.asarray(real, dtype=np.float64), np.asarray(synthetic, dtype=np.float64)
+    if len(real) == 0 or len(synthetic) == 0:
         raise ValueError("the KS statistic needs at least one value on each side")
-    points = np.concatenate([real_sorted, synthetic_sorted])
-    real_cdf = np.searchsorted(real_sorted, points, side="right") / len(real_sorted)
-    synthetic_cdf = np.searchsorted(synthetic_sorted, points, side="right") / len(synthetic_sorted)
-    return float(np.max(np.abs(real_cdf - synthetic_cdf)))
+    return float(stats.ks_2samp(real, synthetic, method="asymp").statistic)
 
 
 def category_shares(values: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
@@ -314,8 +302,8 @@ def _fit_and_score(features: np.ndarray, labels: np.ndarray, test_features: np.n
     for about `steps` gradient steps (whole epochs of `CLASSIFIER_BATCH` rows)."""
     import tensorflow as tf  # imported here: the other measures need no TensorFlow
 
-    from datasets.sources import DataSpec
-    from trainers import metrics
+    from synthblend.datasets.sources import DataSpec
+    from synthblend.trainers import metrics
 
     width = features.shape[1]
     spec = DataSpec(name="table", shape=(width,), value_range=None, loc=(0.0,) * width, scale=(1.0,) * width,
@@ -432,7 +420,7 @@ def save_column_histograms(real: Table, synthetic: Table, kinds: dict[str, str],
     names = list(kinds)
     columns = min(len(names), 4)
     rows = math.ceil(len(names) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), dpi=100, squeeze=False)
+    figure, axes = pictures.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), dpi=100, squeeze=False)
     for index, ax in enumerate(axes.flat):
         if index >= len(names):
             ax.axis("off")
@@ -465,7 +453,6 @@ def save_column_histograms(real: Table, synthetic: Table, kinds: dict[str, str],
         figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
 
 
 def save_association_matrices(real_matrix: list[list[float]], synthetic_matrix: list[list[float]],
@@ -474,7 +461,7 @@ def save_association_matrices(real_matrix: list[list[float]], synthetic_matrix: 
     labelled with the column names and each cell's value."""
     count = len(names)
     size = max(4.0, 0.6 * count + 2.0)
-    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size), dpi=100, layout="constrained")
+    figure, axes = pictures.subplots(1, 2, figsize=(2 * size + 1.5, size), dpi=100, layout="constrained")
     image = None
     for ax, matrix, caption in ((axes[0], real_matrix, "real"), (axes[1], synthetic_matrix, "synthetic")):
         values = np.asarray(matrix, dtype=np.float64)
@@ -490,7 +477,6 @@ def save_association_matrices(real_matrix: list[list[float]], synthetic_matrix: 
     if title:
         figure.suptitle(title)
     figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
 
 
 # --- Everything at once -------------------------------------------------------------------------

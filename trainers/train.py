@@ -1,7 +1,7 @@
 """Train a registered model on a data source.
 
-    python -m trainers.train --flagfile=configs/dcgan_shapes.cfg --model_dir=runs/dcgan_shapes
-    python -m trainers.train --model=gan --dataset=ring --train_steps=5000 --model_dir=runs/ring
+    synthblend-train --recipe=dcgan_shapes --model_dir=runs/dcgan_shapes
+    synthblend-train --model=gan --dataset=ring --train_steps=5000 --model_dir=runs/ring
 
 Running the same command again with a larger `--train_steps` continues from the latest
 checkpoint. The model directory receives `config.json` (what was trained, on what), the
@@ -10,87 +10,120 @@ checkpoints, TensorBoard events and PNG pictures of samples over training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 
-from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+import numpy as np
 
+from synthblend.trainers import cli, flags as F
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-import zoo  # noqa: E402
-from datasets import augment, pipeline, sources  # noqa: E402
-from trainers import distribute, pictures  # noqa: E402
-from trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig  # noqa: E402
-from trainers.restore import CONFIG_FILE  # noqa: E402
-from zoo.registry import UsageError  # noqa: E402
+from synthblend import zoo
+from synthblend.datasets import augment, pipeline, sources, tabular
+from synthblend.trainers import distribute, pictures
+from synthblend.trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig
+from synthblend.trainers.restore import CONFIG_FILE
+from synthblend.zoo.registry import UsageError
 
 HELDOUT_FILE = "heldout.json"
 
 
-def main(argv):
-    cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
-    # Multi-worker strategies must exist before TensorFlow runs anything else.
-    strategy = distribute.strategy_for(F.STRATEGY.value, F.TPU.value)
-    distribute.per_replica_batch(strategy, F.BATCH_SIZE.value)
-    model_class = zoo.get(F.MODEL.value)
-    model_arguments = F.model_arguments(F.MODEL.value)
-    dataset, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=F.table_options())
-    table = table_arguments(F.MODEL.value, spec)
-    model_class.check_data(spec.shape, spec.num_classes)
-    check_eval_split(spec)
-    augmentation = None
-    if F.AUGMENT.value:
-        augmentation = augment.augmenter(F.AUGMENT.value, spec.shape, spec.value_range or (0.0, 1.0), F.SEED.value)
-    if F.CONDITIONAL.value and spec.num_classes < 2:
-        raise UsageError(f"--conditional needs a labelled dataset; {F.DATASET.value!r} has no labels (y)")
-    model_dir = F.MODEL_DIR.value
-    cli.check_writable_dir(model_dir, "--model_dir")
-    if F.DETERMINISTIC.value:
-        make_deterministic(F.SEED.value)
+@dataclasses.dataclass
+class Settings(TrainerConfig):
+    """How a run trains, beside what it trains on: the loop's `TrainerConfig` and the input,
+    strategy and precision around it; the train command's flags of the same names."""
 
-    with distribute.precision(F.PRECISION.value), strategy.scope():
+    train_steps: int = 10000
+    batch_size: int = 64
+    shuffle_buffer: int = 10000
+    seed: int = 0
+    deterministic: bool = False
+    strategy: str = "default"
+    tpu: str = ""
+    precision: str = "float32"
+
+
+# What the train command and `fit` set by name; the other fields follow from the data.
+SETTINGS = tuple(field.name for field in dataclasses.fields(Settings)
+                 if field.name not in ("num_pictured", "picture_seed", "progress"))
+
+
+@dataclasses.dataclass
+class Result:
+    """What `train` leaves: the loop (its checkpoints and last picture) and the held-out metrics."""
+
+    trainer: Trainer
+    heldout: dict
+
+
+def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict | None = None,
+          settings: Settings | None = None, split: str = "train", image_size: int | None = None,
+          table: tabular.Options | None = None, augment_spec: str | None = None, eval_split: str | None = None,
+          extra_record: dict | None = None, progress: bool = False) -> Result:
+    """Trains the registered model `model_name` on the source `dataset` into `model_dir`,
+    continuing from its latest checkpoint; the train command and `Synthesizer.fit` both come here.
+
+    `eval_split` is the split whose held-out metrics are written to heldout.json (None: `test`
+    where the source has it; `none`: none). `extra_record` goes into config.json beside what
+    was trained on what; `progress` draws a progress bar beside the log lines.
+    """
+    settings = settings or Settings()
+    model_options = dict(model_options or {})
+    # Multi-worker strategies must exist before TensorFlow runs anything else.
+    strategy = distribute.strategy_for(settings.strategy, settings.tpu)
+    distribute.per_replica_batch(strategy, settings.batch_size)
+    model_class = zoo.get(model_name)
+    check_options(model_name, model_options)
+    data, spec = sources.load(dataset, split, image_size, table=table)
+    table_argument = table_arguments(model_name, spec)
+    model_class.check_data(spec.shape, spec.num_classes)
+    check_eval_split(spec, dataset, eval_split)
+    augmentation = None
+    if augment_spec:
+        augmentation = augment.augmenter(augment_spec, spec.shape, spec.value_range or (0.0, 1.0), settings.seed)
+    if model_options.get("conditional") and spec.num_classes < 2:
+        raise UsageError(f"--conditional needs a labelled dataset; {dataset!r} has no labels (y)")
+    cli.check_writable_dir(model_dir, "--model_dir")
+    if settings.deterministic:
+        make_deterministic(settings.seed)
+
+    with distribute.precision(settings.precision), strategy.scope():
         model = model_class(
             data_shape=spec.shape,
             bounded=spec.value_range is not None,
             num_classes=spec.num_classes,
-            **table,
-            **model_arguments,
+            **table_argument,
+            **model_options,
         )
     record = {
-        "model": F.MODEL.value,
+        "model": model_name,
         "config": json.loads(json.dumps(model.get_config())),
-        "dataset": F.DATASET.value,
-        "split": F.SPLIT.value,
-        "image_size": F.IMAGE_SIZE.value,
-        "augment": F.AUGMENT.value,
-        "precision": F.PRECISION.value,
+        "dataset": dataset,
+        "split": split,
+        "image_size": image_size,
+        "augment": augment_spec,
+        "precision": settings.precision,
         "data_spec": spec.to_json(),
+        **(extra_record or {}),
     }
     check_same_run(model_dir, record)
+    if spec.num_classes >= 2 and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+        record["class_counts"] = class_counts(data, spec.num_classes)
 
     scale = pipeline.scaling(spec, model.data_range)
     batches = distribute.input_fn(
         lambda shard, batch_size: pipeline.training_dataset(
-            dataset, spec, batch_size=batch_size, scale=scale, seed=F.SEED.value,
-            shuffle_buffer=F.SHUFFLE_BUFFER.value, augmentation=augmentation, shard=shard,
+            data, spec, batch_size=batch_size, scale=scale, seed=settings.seed,
+            shuffle_buffer=settings.shuffle_buffer, augmentation=augmentation, shard=shard,
         ),
-        F.BATCH_SIZE.value,
+        settings.batch_size,
     )
-    examples = pipeline.take_examples(dataset, 32 if spec.is_image else 2000)
-    config = TrainerConfig(
-        steps_per_call=F.STEPS_PER_CALL.value,
-        checkpoint_every=F.CHECKPOINT_EVERY.value,
-        keep_checkpoints=F.KEEP_CHECKPOINTS.value,
-        log_every=F.LOG_EVERY.value,
-        sample_every=F.SAMPLE_EVERY.value,
-        num_pictured=64 if spec.is_image else 1000,
-        ema_decay=F.EMA_DECAY.value,
-        jit_compile=F.JIT_COMPILE.value,
-        nan_policy=F.NAN_POLICY.value,
-        max_rollbacks=F.MAX_ROLLBACKS.value,
-    )
+    examples = pipeline.take_examples(data, 32 if spec.is_image else 2000)
+    config = dataclasses.replace(settings, num_pictured=64 if spec.is_image else 1000, progress=progress)
     if distribute.is_chief(strategy):
         write_record(model_dir, record)
     trainer = Trainer(
@@ -103,22 +136,64 @@ def main(argv):
         trainer.checkpoints.checkpoint.augmentation = [
             v for v in augmentation.variables if v.path.endswith("seed_generator_state")
         ]
-    trainer.train(F.TRAIN_STEPS.value)
+    trainer.train(settings.train_steps)
+    heldout = {}
+    if trainer.is_chief:
+        heldout = evaluate_heldout(trainer, spec, scale, dataset, split, image_size, eval_split or "test",
+                                   settings.batch_size)
+    return Result(trainer, heldout)
+
+
+def main(argv):
+    cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
+    settings = Settings(**{name: getattr(F, name.upper()).value for name in SETTINGS})
+    eval_split = F.EVAL_SPLIT.value if F.EVAL_SPLIT.present else None
+    result = train(
+        F.MODEL.value, F.DATASET.value, F.MODEL_DIR.value, model_options=F.model_arguments(F.MODEL.value),
+        settings=settings, split=F.SPLIT.value, image_size=F.IMAGE_SIZE.value, table=F.table_options(),
+        augment_spec=F.AUGMENT.value, eval_split=eval_split, progress=sys.stderr.isatty(),
+    )
+    trainer, model_dir = result.trainer, F.MODEL_DIR.value
     print(f"model_dir: {model_dir}")
     print(f"  checkpoint:  {trainer.checkpoints.latest_checkpoint}")
     print(f"  samples:     {trainer.last_picture}")
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
-    if trainer.is_chief:
-        evaluate_heldout(trainer, spec, scale)
+    if result.heldout:
+        values = "  ".join(f"{name} {value:.4f}" for name, value in result.heldout.items()
+                           if name not in ("split", "step"))
+        print(f"  held-out ({result.heldout['split']}): {values}  -> {os.path.join(model_dir, HELDOUT_FILE)}")
 
 
-def check_eval_split(spec) -> None:
-    """UsageError for an `--eval_split` given by the user that the dataset does not have (the
-    default, `test`, is skipped quietly where there is none; `none` turns the measurement off)."""
-    split = F.EVAL_SPLIT.value
-    if F.EVAL_SPLIT.present and split != "none" and split.partition("[")[0] not in spec.splits:
+def check_options(model_name: str, options: dict) -> None:
+    """UsageError for a keyword that is not a setting of the model `model_name`, naming the
+    models it is a setting of, or the model's settings."""
+    accepted = zoo.get(model_name).arguments()
+    inferred = ("data_shape", "bounded", "num_classes", "table_blocks")
+    for name in options:
+        if name in inferred:
+            raise UsageError(f"{name} is read from the data; do not pass it")
+        if name not in accepted:
+            users = [other for other in zoo.names() if name in zoo.get(other).arguments()]
+            if users:
+                raise UsageError(f"{name} does not apply to {model_name}; it is a setting of {', '.join(users)}")
+            settable = sorted(set(accepted) - set(inferred))
+            raise UsageError(f"{name} is not a setting of {model_name}; accepted: {', '.join(settable)}")
+
+
+def class_counts(data, num_classes: int) -> list[int]:
+    """How many training examples each class has (one pass over the labels)."""
+    counts = np.zeros(num_classes, np.int64)
+    for labels in data.map(lambda example: example["y"]).batch(8192).as_numpy_iterator():
+        counts += np.bincount(labels.astype(np.int64), minlength=num_classes)[:num_classes]
+    return [int(count) for count in counts]
+
+
+def check_eval_split(spec, dataset: str, split: str | None) -> None:
+    """UsageError for an `--eval_split` given by the user that the dataset does not have (None,
+    the default, measures `test` where there is one; `none` turns the measurement off)."""
+    if split is not None and split != "none" and split.partition("[")[0] not in spec.splits:
         accepted = ", ".join([*spec.splits, "none"])
-        raise UsageError(f"--eval_split={split}: dataset {F.DATASET.value!r} has no such split; accepted: {accepted}")
+        raise UsageError(f"--eval_split={split}: dataset {dataset!r} has no such split; accepted: {accepted}")
 
 
 def make_deterministic(seed: int) -> None:
@@ -144,24 +219,22 @@ def table_arguments(model_name: str, spec) -> dict:
     return {"table_blocks": blocks}
 
 
-def evaluate_heldout(trainer, spec, scale) -> None:
-    """Writes the model's held-out metrics on `--eval_split` to heldout.json, when both exist."""
-    split = F.EVAL_SPLIT.value
-    if split.partition("[")[0] not in spec.splits or split == F.SPLIT.value:
-        return
-    heldout, heldout_spec = sources.load(F.DATASET.value, split, F.IMAGE_SIZE.value, table=spec.table)
-    batch_size = F.BATCH_SIZE.value
+def evaluate_heldout(trainer, spec, scale, dataset: str, train_split: str, image_size, split: str,
+                     batch_size: int) -> dict:
+    """The model's held-out metrics on `split`, also written to heldout.json, when both exist."""
+    if split.partition("[")[0] not in spec.splits or split == train_split:
+        return {}
+    heldout, heldout_spec = sources.load(dataset, split, image_size, table=spec.table)
     num_batches = max(1, (heldout_spec.num_examples or batch_size) // batch_size)
     metrics = trainer.evaluate(
         pipeline.evaluation_dataset(heldout, batch_size=batch_size, scale=scale), num_batches
     )
     if not metrics:
-        return
-    path = os.path.join(trainer.model_dir, HELDOUT_FILE)
-    with open(path, "w") as file:
-        json.dump({"split": split, "step": int(trainer.step.numpy()), **metrics}, file, indent=2)
-    values = "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-    print(f"  held-out ({split}): {values}  -> {path}")
+        return {}
+    result = {"split": split, "step": int(trainer.step.numpy()), **metrics}
+    with open(os.path.join(trainer.model_dir, HELDOUT_FILE), "w") as file:
+        json.dump(result, file, indent=2)
+    return result
 
 
 def check_same_run(model_dir: str, record: dict) -> None:
@@ -215,10 +288,3 @@ def write_record(model_dir: str, record: dict) -> None:
         json.dump(record, file, indent=2)
     os.replace(path + ".tmp", path)
 
-
-def run():
-    cli.run(main)
-
-
-if __name__ == "__main__":
-    run()

@@ -16,21 +16,16 @@ from __future__ import annotations
 import json
 import os
 
-from trainers import cli, flags as F  # cli first: it quiets TensorFlow's start-up logging
+from synthblend.trainers import cli, flags as F
 
-import keras  # noqa: E402
-import matplotlib  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from datasets import blend, sources  # noqa: E402
-from trainers import metrics, sample  # noqa: E402
-from trainers.blend import blended_dataset  # noqa: E402
-from zoo.registry import UsageError  # noqa: E402
+from synthblend.datasets import blend, sources
+from synthblend.trainers import metrics, pictures, sample
+from synthblend.trainers.blend import blended_dataset
+from synthblend.zoo.registry import UsageError
 
 
 def train_and_test(stream: tf.data.Dataset, spec, test: dict, steps: int, batch_size: int, seed: int) -> float:
@@ -58,7 +53,7 @@ def utility_curve(source, real, spec, test, ratios, steps, batch_size, repeats, 
 
 
 def plot_curve(rows, path, title):
-    figure, axes = plt.subplots(figsize=(5, 3.5), dpi=100)
+    figure, axes = pictures.subplots(figsize=(5, 3.5), dpi=100)
     ratios = [row["ratio"] for row in rows]
     axes.errorbar(ratios, [row["accuracy_mean"] for row in rows], yerr=[row["accuracy_std"] for row in rows],
                   marker="o", capsize=4)
@@ -68,7 +63,6 @@ def plot_curve(rows, path, title):
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
 
 
 def plot_scatter(real, source, spec, path, ratio, seed):
@@ -77,7 +71,7 @@ def plot_scatter(real, source, spec, path, ratio, seed):
     synthetic = blend.synthetic(source, seed=seed, like=real.element_spec)
     synthetic_points = next(iter(synthetic.batch(2000)))["x"].numpy()
     mixed = next(iter(blended_dataset(real, spec, source, "mix", ratio, seed, "uniform").batch(2000)))
-    figure, axes = plt.subplots(1, 3, figsize=(12, 4), dpi=100, sharex=True, sharey=True)
+    figure, axes = pictures.subplots(1, 3, figsize=(12, 4), dpi=100, sharex=True, sharey=True)
     axes[0].scatter(*real_points.T, s=4, c="tab:blue")
     axes[0].set_title(f"real ({len(real_points)} points)")
     axes[1].scatter(*synthetic_points.T, s=4, c="tab:orange")
@@ -89,7 +83,6 @@ def plot_scatter(real, source, spec, path, ratio, seed):
         ax.set_aspect("equal")
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
 
 
 def main(argv):
@@ -137,10 +130,3 @@ def main(argv):
         plot_scatter(real, source, spec, os.path.join(report_dir, "blend_scatter.png"), 0.5, F.SEED.value)
     print(f"  -> {os.path.join(report_dir, 'utility.json')}, utility_curve.png")
 
-
-def run():
-    cli.run(main)
-
-
-if __name__ == "__main__":
-    run()

@@ -1,7 +1,7 @@
 """The model zoo: every model registers itself by name in `MODELS` when its module is imported."""
 
-from zoo import dcgan, gan, infogan, vae  # noqa: F401  (registration)
-from zoo.registry import MODELS, DataError, TrainingError, UsageError, UserError
+from synthblend.zoo import dcgan, gan, infogan, vae  # noqa: F401  (registration)
+from synthblend.zoo.registry import MODELS, DataError, TrainingError, UsageError, UserError
 
 __all__ = ["MODELS", "DataError", "TrainingError", "UsageError", "UserError", "names", "get"]
 

@@ -29,9 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import diffaugment as diffaugment_module
-from zoo import losses, networks, streams
-from zoo.registry import MODELS, UsageError
+from synthblend.zoo import diffaugment as diffaugment_module
+from synthblend.zoo import losses, networks, streams
+from synthblend.zoo.registry import MODELS, UsageError
 
 INTERPOLATION_ROWS = 8
 INTERPOLATION_STEPS = 10

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from zoo import networks
-from zoo.base import AdversarialModel
-from zoo.registry import MODELS, UsageError
+from synthblend.zoo import networks
+from synthblend.zoo.base import AdversarialModel
+from synthblend.zoo.registry import MODELS, UsageError
 
 
 @MODELS.register("dcgan")

@@ -26,8 +26,8 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo import streams
-from zoo.registry import UsageError
+from synthblend.zoo import streams
+from synthblend.zoo.registry import UsageError
 
 POLICIES = ("color", "translation", "cutout", "scale", "rotation")
 TRANSLATION_RATIO = 0.125

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import diffaugment, losses, streams
-from zoo.base import SEED_SPEC, check_range, served_count, served_seed
-from zoo.dcgan import DCGAN
-from zoo.registry import MODELS, UsageError
+from synthblend.zoo import diffaugment, losses, streams
+from synthblend.zoo.base import SEED_SPEC, check_range, served_count, served_seed
+from synthblend.zoo.dcgan import DCGAN
+from synthblend.zoo.registry import MODELS, UsageError
 
 TRAVERSAL_VALUES = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
 

@@ -40,7 +40,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from zoo import streams
+from synthblend.zoo import streams
 
 
 def _f32(x) -> tf.Tensor:

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from zoo.registry import UsageError
+from synthblend.zoo.registry import UsageError
 
 # Side of the first feature map of the DCGAN generator, per supported image side: the
 # generator doubles it with each transposed convolution up to the image side.

@@ -7,9 +7,9 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo import losses, networks, streams
-from zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel, apply_gradients
-from zoo.registry import MODELS, UsageError
+from synthblend.zoo import losses, networks, streams
+from synthblend.zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel, apply_gradients
+from synthblend.zoo.registry import MODELS, UsageError
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 

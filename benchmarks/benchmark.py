@@ -1,7 +1,7 @@
 """Training throughput of this project's loop next to the usual ways of writing the same training.
 
-    python -m trainers.benchmark
-    python -m trainers.benchmark --bench_workloads=dcgan,gan --bench_steps=100 --bench_output=bench.json
+    python benchmarks/benchmark.py
+    python benchmarks/benchmark.py --bench_workloads=dcgan,gan --bench_steps=100 --bench_output=bench.json
 
 Everything is measured in one process on one machine, and within a workload every variant trains
 the same architecture, at the same batch size, on batches from the same input pipeline
@@ -119,19 +119,19 @@ import tempfile
 import time
 from typing import Callable
 
-from trainers import cli  # first: it quiets TensorFlow's start-up logging
+from synthblend.trainers import cli, flags as F
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import flags  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
 
-import zoo  # noqa: E402
-from datasets import augment, pipeline, sources  # noqa: E402
-from trainers import distribute  # noqa: E402
-from trainers.loop import Trainer, TrainerConfig  # noqa: E402
-from zoo import networks  # noqa: E402
-from zoo.registry import UsageError  # noqa: E402
+from synthblend import zoo
+from synthblend.datasets import augment, pipeline, sources
+from synthblend.trainers import distribute
+from synthblend.trainers.loop import Trainer, TrainerConfig
+from synthblend.zoo import networks
+from synthblend.zoo.registry import UsageError
 
 AUGMENTATION = "flip,rotate:0.1,zoom:0.1,translate:0.1,contrast:0.2,brightness:0.2"
 SEED = 0
@@ -192,23 +192,23 @@ ADVERSARIAL_PASSES = {
 }
 VAE_PASSES = {variant: [("encoder", 1, 3), ("decoder", 1, 3)] for variant in "abc"}
 
-BENCH_WORKLOADS = flags.DEFINE_list(
+BENCH_WORKLOADS = F.declare(flags.DEFINE_list, 
     "bench_workloads", list(WORKLOADS), f"Workloads to measure, any of {', '.join(WORKLOADS)}."
 )
-BENCH_STEPS = flags.DEFINE_integer("bench_steps", 50, "Training steps (or batches) per timed repeat.", lower_bound=1)
-BENCH_REPEATS = flags.DEFINE_integer("bench_repeats", 5, "Timed repeats per variant.", lower_bound=1)
-BENCH_STEPS_PER_CALL = flags.DEFINE_integer(
+BENCH_STEPS = F.declare(flags.DEFINE_integer, "bench_steps", 50, "Training steps (or batches) per timed repeat.", lower_bound=1)
+BENCH_REPEATS = F.declare(flags.DEFINE_integer, "bench_repeats", 5, "Timed repeats per variant.", lower_bound=1)
+BENCH_STEPS_PER_CALL = F.declare(flags.DEFINE_integer, 
     "bench_steps_per_call", 100, "Steps per tf.function call of the project's loop.", lower_bound=1
 )
-BENCH_JIT = flags.DEFINE_bool("bench_jit", False, "Compile the project's loop with XLA.")
-BENCH_MIXED = flags.DEFINE_enum(
+BENCH_JIT = F.declare(flags.DEFINE_bool, "bench_jit", False, "Compile the project's loop with XLA.")
+BENCH_MIXED = F.declare(flags.DEFINE_enum, 
     "bench_mixed", "mixed_bfloat16", ["none", "mixed_bfloat16", "mixed_float16"],
     "Also measure the project's loop with this --precision (variant a+); 'none' skips it.",
 )
-BENCH_MATMUL_SIZE = flags.DEFINE_integer(
+BENCH_MATMUL_SIZE = F.declare(flags.DEFINE_integer, 
     "bench_matmul_size", 2048, "Side of the square float32 matrices of the matmul peak measurement.", lower_bound=1
 )
-BENCH_OUTPUT = flags.DEFINE_string("bench_output", None, "Write every number as JSON to this .json file.")
+BENCH_OUTPUT = F.declare(flags.DEFINE_string, "bench_output", None, "Write every number as JSON to this .json file.")
 
 
 def _quiet(line: str) -> None:
@@ -704,8 +704,8 @@ def input_rows(dataset, spec, batch_size, steps, repeats, log) -> list[dict]:
 def export_rows(spec, batch_size, steps, repeats, width, log) -> list[dict]:
     """The DCGAN's export, loaded as `tf.saved_model.load` loads it: `sample` at `batch_size`
     (examples/s) and `serving_default` on one latent vector (latency)."""
-    from datasets import pipeline as data_pipeline
-    from trainers import export, restore
+    from synthblend.datasets import pipeline as data_pipeline
+    from synthblend.trainers import export, restore
 
     arguments = dict(WORKLOADS["dcgan"].model_arguments, **({"width": width} if width else {}))
     model = zoo.get("dcgan")(data_shape=spec.shape, num_classes=spec.num_classes, seed=SEED, **arguments)
@@ -744,14 +744,14 @@ def export_rows(spec, batch_size, steps, repeats, width, log) -> list[dict]:
 def memory_rows(batch_size, width, log, examples: int = MEMORY_EXAMPLES, steps: int = MEMORY_STEPS) -> list[dict]:
     """Peak resident memory of the train command on an npz of `examples` images, run as a child
     process (its own peak, not this process's); its wall time includes start-up, so no rate."""
-    from datasets import embedded
+    from synthblend.datasets import embedded
 
     log(f"memory: {examples} images, train command for {steps} steps")
     arguments = dict(WORKLOADS["dcgan"].model_arguments, **({"width": width} if width else {}))
     with tempfile.TemporaryDirectory(prefix="synthblend_benchmark_") as folder:
         data = embedded.shapes(examples, SEED)
         np.savez(os.path.join(folder, "images.npz"), x=data["x"], y=data["y"])
-        command = [sys.executable, "-m", "trainers.train", "--model=dcgan", f"--dataset=npz:{folder}/images.npz",
+        command = [sys.executable, "-m", "synthblend", "train", "--model=dcgan", f"--dataset=npz:{folder}/images.npz",
                    f"--model_dir={folder}/run", f"--batch_size={batch_size}", f"--train_steps={steps}",
                    "--ema_decay=0.999", *[f"--{key}={value}" for key, value in arguments.items()]]
         started = time.perf_counter()
@@ -962,9 +962,9 @@ def main(argv):
         cli.fail(f"{len(failed)} variant(s) failed: {', '.join(failed)}; their errors are under the table", 1)
 
 
-def run():
-    cli.run(main)
+FLAGS = (BENCH_WORKLOADS, BENCH_STEPS, BENCH_REPEATS, BENCH_STEPS_PER_CALL, BENCH_JIT, BENCH_MIXED,
+         BENCH_MATMUL_SIZE, BENCH_OUTPUT)
 
 
 if __name__ == "__main__":
-    run()
+    cli.execute(main, sys.argv, FLAGS, "benchmark")

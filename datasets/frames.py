@@ -1,0 +1,125 @@
+"""pandas DataFrames in and out of the table machinery of `datasets.tabular`.
+
+A DataFrame given to `Synthesizer.fit` is written once into the run's folder as a CSV file with a
+schema that takes each column's kind from its dtype (so `csv:<that file>` is the run's dataset,
+which every command can read again), and its dtypes are recorded so that sampled rows come back
+as a DataFrame with the same columns and dtypes.
+
+Kinds from dtypes: booleans -> `boolean`; integers (also pandas' nullable `Int64`) -> `integer`;
+floats -> `continuous`; strings, objects and categories -> `categorical`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from synthblend.datasets import tabular
+from synthblend.zoo.registry import DataError, UsageError
+
+DATA_FILE = "train.csv"
+SCHEMA_FILE = "schema.json"
+
+
+def is_frame(data) -> bool:
+    """Whether `data` is a pandas DataFrame (without importing pandas when it is not loaded)."""
+    pandas = _loaded_pandas()
+    return pandas is not None and isinstance(data, pandas.DataFrame)
+
+
+def _loaded_pandas():
+    import sys
+
+    return sys.modules.get("pandas")
+
+
+def kind_of(name: str, dtype) -> str:
+    """The table kind of a column of dtype `dtype`; UsageError for one a table cannot hold."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "continuous"
+    if (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)):
+        return "categorical"
+    raise UsageError(f"column {name!r} has dtype {dtype}; accepted: numbers, booleans, strings and categories "
+                     "(convert dates to numbers or strings first)")
+
+
+def write(frame, folder: str, label: str | None) -> tuple[str, str, dict]:
+    """Writes `frame` as `<folder>/train.csv` with its schema; returns the two paths and the
+    dtypes to restore (column name -> dtype name)."""
+    if len(frame) == 0:
+        raise DataError("the DataFrame has no rows")
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) != len(names):
+        raise DataError("the DataFrame has two columns of the same name; names must be unique")
+    if label is not None and label not in names:
+        raise UsageError(f"label={label!r} is not a column of the DataFrame; its columns: {', '.join(names)}")
+    kinds = {str(name): kind_of(str(name), dtype) for name, dtype in frame.dtypes.items()}
+    os.makedirs(folder, exist_ok=True)
+    data_path, schema_path = os.path.join(folder, DATA_FILE), os.path.join(folder, SCHEMA_FILE)
+    partial = data_path + ".partial"
+    frame.to_csv(partial, index=False)
+    schema = {"columns": kinds, "label": label if label is not None else ""}
+    with open(schema_path, "w") as file:
+        json.dump(schema, file, indent=2)
+    os.replace(partial, data_path)
+    return data_path, schema_path, {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
+
+
+def to_frame(table: dict, encoder: dict, dtypes: dict | None = None):
+    """A decoded table (`tabular.decode(..., with_missing=True)`) as a DataFrame, cells decoded
+    as missing set to missing, columns cast back to `dtypes` where given."""
+    import pandas as pd
+
+    columns = {}
+    for name in [name for name in encoder["order"] if name in table]:
+        values = table[name]
+        mask = table.get(name + "\0missing")
+        wanted = (dtypes or {}).get(name)
+        if mask is not None and mask.any():
+            if values.dtype.kind in "iub":
+                values = pd.array(values, dtype="Int64" if values.dtype.kind in "iu" else "boolean")
+                values[mask] = pd.NA
+            else:
+                values = np.where(mask, None if values.dtype.kind in "US" else np.nan,
+                                  values.astype(object) if values.dtype.kind in "US" else values)
+        series = pd.Series(values, name=name)
+        if wanted is not None:
+            try:
+                series = series.astype(wanted)
+            except (TypeError, ValueError):
+                pass  # e.g. an int64 column whose samples have missing cells keeps a nullable dtype
+        columns[name] = series
+    return pd.DataFrame(columns)
+
+
+def encode(frame, encoder: dict, name: str = "DataFrame") -> dict[str, np.ndarray]:
+    """`{"x"[, "y"]}` of `frame`'s rows encoded with a fitted encoder (a `DataSpec.table`)."""
+    header = [str(column) for column in frame.columns]
+    kinds = {column: "ignore" for column in header}
+    for spec in tabular.column_specs(encoder).values():
+        if spec["name"] not in header:
+            raise DataError(f"{name} has no column {spec['name']!r}, which the model was trained on")
+        kinds[spec["name"]] = spec["kind"]
+    table = {column: frame[column].to_numpy() for column in frame.columns}
+    rows = [list(row) for row in zip(*(_cells(table[column]) for column in table))]
+    label = encoder["label"]["name"] if encoder["label"] else None
+    arrays, _ = tabular.table_arrays(name, header, rows, kinds, label, encoder["missing"], encoder)
+    return arrays
+
+
+def _cells(values: np.ndarray) -> list[str]:
+    """Cell text as a CSV file would hold it: missing values (None, NaN, NA) empty."""
+    import pandas as pd
+
+    missing = pd.isna(values)
+    text = tabular.cell_strings(np.asarray(values)) if values.dtype.kind in "biuf" else [str(v) for v in values]
+    return ["" if gone else cell for cell, gone in zip(text, missing)]
