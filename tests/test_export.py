@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from synthblend import zoo
+from synthblend.zoo.base import share_labels
 from conftest import run_tool, tiny_model
 from synthblend.datasets import pipeline
 from synthblend.datasets.sources import DataSpec
@@ -77,7 +78,10 @@ def expected_outputs(trained, name, inputs):
     labels = inputs.get("labels")
     x = scale.encode(inputs["x"]) if "x" in inputs else None
     if name == "sample":
-        return {"samples": scale.decode(model.sample(int(inputs["num_samples"]), seed=SEED))}
+        # Conditional exports draw labels in the training data's class shares.
+        count, counts = int(inputs["num_samples"]), trained.record.get("class_counts")
+        shares = share_labels(count, counts) if model.conditional and counts else None
+        return {"samples": scale.decode(model.sample(count, seed=SEED, labels=shares))}
     if name == "sample_labels":
         return {"samples": scale.decode(model.sample(len(labels), seed=SEED, labels=labels)), "labels": labels}
     if name == "sample_codes":
@@ -338,8 +342,7 @@ def test_readme_rest_bodies_run_against_exports_of_their_recipes(tmp_path):
     paths = {}
     for name, recipe in README_MODELS.items():
         model_dir, export_dir = tmp_path / "runs" / name, tmp_path / "exports" / name
-        config = os.path.join(os.path.dirname(README), "configs", f"{recipe}.cfg")
-        assert run_train(f"--flagfile={config}", f"--model_dir={model_dir}", *tiny)[0] == 0
+        assert run_train(f"--recipe={recipe}", f"--model_dir={model_dir}", *tiny)[0] == 0
         assert run_tool(export.main, f"--model_dir={model_dir}", f"--export_dir={export_dir}")[0] == 0
         paths[name] = os.path.join(export_dir, "1")
     signatures_seen = {name: set() for name in README_MODELS}

@@ -191,3 +191,12 @@ def test_dcgan_discriminator_depth_sets_how_far_the_trunk_downsamples():
     for depth in (0, 5):
         with pytest.raises(zoo.UsageError, match=f"discriminator_depth={depth} is not in 1..4 for 28x28"):
             tiny_model("dcgan", discriminator_depth=depth)
+
+
+def test_share_labels_are_blocks_sized_by_the_shares():
+    from synthblend.zoo.base import share_labels
+
+    assert share_labels(10, [1, 1]).numpy().tolist() == [0] * 5 + [1] * 5
+    assert share_labels(10, [0.8, 0.2]).numpy().tolist() == [0] * 8 + [1] * 2
+    assert share_labels(4, [3, 0, 1]).numpy().tolist() == [0, 0, 0, 2]
+    assert np.bincount(share_labels(1000, [0.5, 0.3, 0.2]).numpy()).tolist() == [500, 300, 200]

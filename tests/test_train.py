@@ -207,7 +207,8 @@ def test_training_compiled_with_xla(tmp_path):
 
 
 def test_every_command_refuses_a_stray_argument():
-    from synthblend.trainers import benchmark, blend, evaluate, export, sample, utility
+    from benchmarks import benchmark
+    from synthblend.trainers import blend, evaluate, export, sample, utility
 
     for main in (train.main, export.main, sample.main, evaluate.main, blend.main, utility.main, benchmark.main):
         code, _, err = run_tool(main, "stray")

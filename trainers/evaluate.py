@@ -47,7 +47,7 @@ from synthblend.datasets import embedded, sources, tabular
 from synthblend.datasets.sources import DataSpec
 from synthblend.trainers import measures, metrics, pictures, table_measures
 from synthblend.trainers import sample
-from synthblend.trainers.sample import chunk_seed, class_labels
+from synthblend.trainers.sample import class_labels
 from synthblend.zoo.registry import DataError, UsageError
 
 REPORT_FOLDER = "evaluation"
@@ -192,7 +192,7 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
     labels = None
     if source.conditional:
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "uniform", None, seed)
-    synthetic = draw(source, num, seed, labels)
+    synthetic = sample.draw(source, num, seed, labels)
     os.makedirs(report_dir, exist_ok=True)
     report = report_header(source, num, seed, seen, "examples", given)
     figures = {}
@@ -287,7 +287,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     if source.conditional:
         frequencies = np.bincount(train["y"], minlength=spec.num_classes) / len(train["y"])
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "real", frequencies, seed)
-    synthetic = tabular.decode(draw(source, num, seed, labels), encoder, labels)
+    synthetic = tabular.decode(sample.draw(source, num, seed, labels), encoder, labels)
     real_train = tabular.decode(train["x"], encoder, train.get("y") if labels is not None else None)
     real_test = tabular.decode(holdout["x"], encoder, holdout.get("y") if labels is not None else None)
     kinds = {column["name"]: column["kind"] for column in encoder["columns"]}
@@ -317,15 +317,6 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     report["memorisation"] = report.pop("distance_to_closest_record")
     write_report(report, measured.get("pictures", {}), report_dir, source)
     return report
-
-
-def draw(source, num, seed, labels) -> np.ndarray:
-    chunk = min(1024, source.max_samples or 1024)
-    parts = []
-    for index, start in enumerate(range(0, num, chunk)):
-        part_labels = None if labels is None else labels[start:start + chunk]
-        parts.append(source.draw(min(chunk, num - start), chunk_seed(seed, index), part_labels))
-    return np.concatenate(parts)
 
 
 def holdout_distances(train, reference, spec) -> np.ndarray:

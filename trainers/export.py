@@ -52,7 +52,8 @@ def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> 
     model, scale = trained.model, trained.scale
     archive = keras.export.ExportArchive()
     archive.track(model)
-    signatures = model.serving_signatures(scale, max_samples)
+    counts = trained.record.get("class_counts")
+    signatures = model.serving_signatures(scale, max_samples, class_shares=counts if model.conditional else None)
     if trained.spec.table is not None:
         signatures = {name: (table_columns(function, trained.spec.table), specs)
                       for name, (function, specs) in signatures.items()}

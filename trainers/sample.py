@@ -421,6 +421,19 @@ def remove(path: str) -> None:
         os.remove(path)
 
 
+def draw(source, num: int, seed: int, labels=None, progress: bool = True) -> np.ndarray:
+    """`num` samples of `source` in memory, drawn a chunk at a time with the seeds `write_samples`
+    uses, so both give the same samples for the same seed."""
+    chunk = min(1024, source.max_samples or 1024)
+    parts = []
+    with progress_bar(num, "samples", enabled=progress and num > chunk) as bar:
+        for index, start in enumerate(range(0, num, chunk)):
+            part = None if labels is None else labels[start:start + chunk]
+            parts.append(source.draw(min(chunk, num - start), chunk_seed(seed, index), part))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
+
+
 def write_samples(source, path: str, form: str, num: int, seed: int, chunk_size: int, labels) -> None:
     """Draws `num` samples chunk by chunk into `path` (written as a hidden partial, then renamed)."""
     partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path.rstrip('/'))}.partial")

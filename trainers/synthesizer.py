@@ -263,7 +263,7 @@ class Synthesizer:
             drawn = sampling.class_labels(num, spec.num_classes, chosen, class_balance, shares, seed)
         elif classes is not None:
             raise UsageError("classes= needs a conditional model; this one was trained without conditional=True")
-        x = draw_all(source, num, seed, drawn, progress)
+        x = sampling.draw(source, num, seed, drawn, progress)
         if spec.table is not None:
             table = tabular.decode(x, spec.table, drawn, with_missing=True)
             return frames.to_frame(table, spec.table, source.record.get("frame_dtypes"))
@@ -398,20 +398,6 @@ def check_same_data(folder: str, name: str, content: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     with open(path, "w") as file:
         file.write(digest)
-
-
-def draw_all(source, num: int, seed: int, labels, progress: bool = True) -> np.ndarray:
-    """`num` samples in chunks (each with its own seed, as the sample command draws them)."""
-    from synthblend.trainers.progress import progress_bar
-
-    chunk = min(1024, source.max_samples or 1024)
-    parts = []
-    with progress_bar(num, "samples", enabled=progress and num > chunk) as bar:
-        for index, start in enumerate(range(0, num, chunk)):
-            part = None if labels is None else labels[start:start + chunk]
-            parts.append(source.draw(min(chunk, num - start), sampling.chunk_seed(seed, index), part))
-            bar.update(len(parts[-1]))
-    return np.concatenate(parts)
 
 
 def blend(real, synthesizer, ratio: float = 0.5, *, method: str = "mix", seed: int = 0,

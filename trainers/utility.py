@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from synthblend.trainers import cli, flags as F
 
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from synthblend.datasets import blend, sources
 from synthblend.trainers import metrics, pictures, sample
+from synthblend.trainers.progress import progress_bar
 from synthblend.trainers.blend import blended_dataset
 from synthblend.zoo.registry import UsageError
 
@@ -41,14 +43,17 @@ def train_and_test(stream: tf.data.Dataset, spec, test: dict, steps: int, batch_
 
 def utility_curve(source, real, spec, test, ratios, steps, batch_size, repeats, seed) -> list[dict]:
     rows = []
-    for ratio in ratios:
-        accuracies = []
-        for repeat in range(repeats):
-            stream = blended_dataset(real, spec, source, "mix", ratio, seed + repeat, "uniform")
-            accuracies.append(train_and_test(stream, spec, test, steps, batch_size, seed + repeat))
-        rows.append({"ratio": ratio, "accuracy_mean": float(np.mean(accuracies)),
-                     "accuracy_std": float(np.std(accuracies)), "accuracies": accuracies})
-        print(f"  ratio {ratio:.2f}: accuracy on real test {np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}")
+    with progress_bar(len(ratios) * repeats, "classifiers") as bar:
+        for ratio in ratios:
+            accuracies = []
+            for repeat in range(repeats):
+                stream = blended_dataset(real, spec, source, "mix", ratio, seed + repeat, "uniform")
+                accuracies.append(train_and_test(stream, spec, test, steps, batch_size, seed + repeat))
+                bar.update(1)
+            rows.append({"ratio": ratio, "accuracy_mean": float(np.mean(accuracies)),
+                         "accuracy_std": float(np.std(accuracies)), "accuracies": accuracies})
+            bar.write(f"  ratio {ratio:.2f}: accuracy on real test {np.mean(accuracies):.4f} "
+                      f"+- {np.std(accuracies):.4f}", file=sys.stdout)
     return rows
 
 

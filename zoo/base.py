@@ -133,13 +133,17 @@ class GenerativeModel(keras.Model):
         equal blocks of every class in order."""
         return self.generate(self.latents(num, seed), self.sample_labels(num, labels))
 
-    def sample_labels(self, num, labels=None):
-        """The labels to condition `num` samples on, validated; None for unconditional models."""
+    def sample_labels(self, num, labels=None, shares=None):
+        """The labels to condition `num` samples on, validated; None for unconditional models.
+        Without `labels`: blocks of every class in order, sized by `shares` (equal blocks when
+        None; see `share_labels`)."""
         if not self.conditional:
             if labels is not None:
                 raise UsageError("labels were given to a model trained without --conditional")
             return None
         if labels is None:
+            if shares is not None:
+                return share_labels(num, shares)
             return tf.range(num, dtype=tf.int32) * self.num_classes // num
         if tf.executing_eagerly():
             values = np.asarray(labels).reshape(-1)
@@ -184,7 +188,7 @@ class GenerativeModel(keras.Model):
         """Parts of drawn latents worth returning beside the samples (InfoGAN: its codes)."""
         return {}
 
-    def serving_signatures(self, scale, max_samples: int) -> dict:
+    def serving_signatures(self, scale, max_samples: int, class_shares=None) -> dict:
         """The functions an export serves: `{signature name: (function, input specs)}`.
 
         Data goes in and comes out in data space: `scale` (a `datasets.pipeline.Scaling`) maps
@@ -192,8 +196,9 @@ class GenerativeModel(keras.Model):
 
         - `serving_default`: `z` (and `labels` for conditional models) -> `samples`;
         - `sample`: `num_samples` and `seed` (one integer each, any rank) -> that many `samples`
-          (and the `labels` they were drawn for: equal blocks of every class); the same seed
-          gives the same samples on every call;
+          (and the `labels` they were drawn for: blocks of every class sized by `class_shares`,
+          the training data's shares, or equal blocks without them); the same seed gives the
+          same samples on every call;
         - `sample_labels` (conditional models): `labels` and `seed` -> one sample per label.
 
         Counts above `max_samples`, and labels outside the class range, fail with
@@ -209,7 +214,7 @@ class GenerativeModel(keras.Model):
         def sample(num_samples, seed):
             num = served_count(num_samples, max_samples, "num_samples")
             latents = self.latents(num, served_seed(seed))
-            labels = self.sample_labels(num)
+            labels = self.sample_labels(num, shares=class_shares)
             outputs = {"samples": scale.decode(self.generate(latents, labels)), **self.describe_latents(latents)}
             if self.conditional:
                 outputs["labels"] = labels
@@ -299,6 +304,17 @@ def table_models() -> list[str]:
 
 COUNT_SPEC = tf.TensorSpec(None, tf.int32, name="num_samples")
 SEED_SPEC = tf.TensorSpec(None, tf.int64, name="seed")
+
+
+def share_labels(num, shares):
+    """`num` class labels in blocks of each class in order, class k's block about
+    `num * shares[k]` long (label i is the class whose cumulative share first exceeds
+    (i + 1/2) / num); equal shares give equal blocks."""
+    shares = tf.constant(np.asarray(shares, np.float64) / np.sum(shares), tf.float64)
+    bounds = tf.math.cumsum(shares)
+    positions = (tf.cast(tf.range(num), tf.float64) + 0.5) / tf.cast(num, tf.float64)
+    labels = tf.searchsorted(bounds, positions, side="right", out_type=tf.int32)
+    return tf.minimum(labels, tf.size(shares, out_type=tf.int32) - 1)
 
 
 def served_count(count, max_samples, name):

@@ -140,12 +140,12 @@ class InfoGAN(DCGAN):
         one_hot, continuous = self._split_codes(latents)
         return {"codes": tf.argmax(one_hot, axis=-1, output_type=tf.int32), "continuous": continuous}
 
-    def serving_signatures(self, scale, max_samples):
+    def serving_signatures(self, scale, max_samples, class_shares=None):
         """`serving_default` takes `z`, categorical `codes` and `continuous` codes; `sample`
         also returns the codes it drew; adds `sample_codes` (`codes`, `seed` -> a sample per
         code, continuous codes drawn) and `infer_codes` (`x` -> `codes`, their
         `probabilities` and the `continuous` posterior means)."""
-        signatures = super().serving_signatures(scale, max_samples)
+        signatures = super().serving_signatures(scale, max_samples, class_shares)
 
         def sample_codes(codes, seed):
             codes = check_range(tf.reshape(tf.cast(codes, tf.int32), [-1]), self.categories, "categorical code")

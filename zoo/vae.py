@@ -244,12 +244,12 @@ class VAE(GenerativeModel):
 
     # -- serving ------------------------------------------------------------------------------
 
-    def serving_signatures(self, scale, max_samples):
+    def serving_signatures(self, scale, max_samples, class_shares=None):
         """Adds `encode` (`x` -> `mean`, `log_variance`), `decode` (`z` -> `samples`) and
         `reconstruct` (`x` -> `reconstruction`), each taking `labels` too when conditional.
         For tables, `decode` takes codes of `latent_dim` and gives means and category
         probabilities, while `serving_default` takes latents of `latent_size` and gives draws."""
-        signatures = super().serving_signatures(scale, max_samples)
+        signatures = super().serving_signatures(scale, max_samples, class_shares)
         data_spec = tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")
         label_specs = self.label_specs()
 
