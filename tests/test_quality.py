@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from synthblend.datasets import sources
-from synthblend.trainers import evaluate, measures, metrics, restore
+from synthblend.trainers import evaluate, measures, restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -42,8 +42,8 @@ def shapes_test():
 @pytest.fixture(scope="module")
 def shapes_classifier(shapes_test):
     dataset, spec = sources.load("shapes")
-    model = metrics.train_classifier(dataset, spec)
-    accuracy = np.mean(metrics.predict_classes(model, shapes_test["x"]) == shapes_test["y"])
+    model = measures.classifier.train_classifier(dataset, spec)
+    accuracy = np.mean(measures.classifier.predict_classes(model, shapes_test["x"]) == shapes_test["y"])
     print(f"\nshapes classifier: {accuracy:.4f} accuracy on the 4000 real test images")
     assert accuracy > 0.98
     return model
@@ -58,10 +58,10 @@ def test_conditional_dcgan_makes_the_class_asked_for(tmp_path, shapes_test, shap
     per_class, coverage = [], []
     for label in range(trained.spec.num_classes):
         samples = trained.scale.decode(trained.model.sample(500, seed=label, labels=np.full(500, label))).numpy()
-        per_class.append(np.mean(metrics.predict_classes(shapes_classifier, samples) == label))
+        per_class.append(np.mean(measures.classifier.predict_classes(shapes_classifier, samples) == label))
         real = shapes_test["x"][shapes_test["y"] == label][:500].astype(np.float32)
         real_features, fake_features = (features.predict(x, verbose=0)[0] for x in (real, samples))
-        coverage.append(measures.density_coverage(real_features, fake_features)["coverage"])
+        coverage.append(measures.features.density_coverage(real_features, fake_features)["coverage"])
     overall = float(np.mean(per_class))
     names = trained.spec.class_names
     print("conditional dcgan on shapes: samples recognised as the class asked for: "
@@ -76,7 +76,7 @@ def test_infogan_categorical_code_recovers_the_shape_class(tmp_path, shapes_test
     trained, minutes = train("infogan_shapes", tmp_path)
     data = trained.scale.encode(shapes_test["x"])
     probabilities, _ = trained.model.infer_codes(data)
-    accuracy, matching = metrics.best_matching_accuracy(np.argmax(probabilities, axis=-1), shapes_test["y"])
+    accuracy, matching = measures.classifier.best_matching_accuracy(np.argmax(probabilities, axis=-1), shapes_test["y"])
     print(f"infogan on shapes: categorical code vs true class after best matching: {accuracy:.4f} "
           f"(code -> class {matching})")
     # The other direction, reported beside it: samples drawn with code k, as the real-data
@@ -85,7 +85,7 @@ def test_infogan_categorical_code_recovers_the_shape_class(tmp_path, shapes_test
     shares = []
     for code in range(trained.model.categories):
         samples = trained.scale.decode(trained.model.sample(500, seed=code, codes=np.full(500, code))).numpy()
-        predicted = metrics.predict_classes(shapes_classifier, samples)
+        predicted = measures.classifier.predict_classes(shapes_classifier, samples)
         shares.append(np.mean(predicted == matching[code]) if code in matching else 0.0)
     print("infogan samples recognised as the class of their code: "
           f"{np.mean(shares):.4f} (" + ", ".join(f"code {code} ({names[matching[code]]}) {share:.3f}"
@@ -104,7 +104,7 @@ def test_vae_heldout_elbo_and_recognisable_reconstructions(tmp_path, shapes_test
     rebuilt = trained.model.reconstruct(data).numpy()
     error = float(np.mean(np.square(rebuilt - np.asarray(data))))
     recognised = np.mean(
-        metrics.predict_classes(shapes_classifier, trained.scale.decode(rebuilt).numpy()) == shapes_test["y"]
+        measures.classifier.predict_classes(shapes_classifier, trained.scale.decode(rebuilt).numpy()) == shapes_test["y"]
     )
     print(f"vae on shapes: held-out ELBO {heldout['elbo']:.2f} nats (reconstruction {heldout['reconstruction']:.2f}, "
           f"KL {heldout['kl']:.2f}); reconstruction MSE {error:.4f} on [0, 1] pixels; "

@@ -1,4 +1,4 @@
-"""Known answers for trainers.table_measures: hand-made columns and tables, and a small mixed table."""
+"""Known answers for trainers.measures.tables: hand-made columns and tables, and a small mixed table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from synthblend.trainers import table_measures
+from synthblend.trainers import measures
 
 KINDS = {
     "segment": "categorical",
@@ -52,15 +52,15 @@ def real():
 def test_ks_statistic_by_hand_with_ties():
     # F_real steps 1/4 at 1, 2, 2, 3; F_synth steps 1/2 at 2, 4. At x=1: 1/4 vs 0; at x=2: 3/4 vs 1/2;
     # at x=3: 1 vs 1/2 -> 1/2; at x=4: 1 vs 1.
-    assert table_measures.ks_statistic([1, 2, 2, 3], [2, 4]) == pytest.approx(0.5)
-    assert table_measures.ks_statistic([5, 5, 5], [5]) == 0.0
+    assert measures.tables.ks_statistic([1, 2, 2, 3], [2, 4]) == pytest.approx(0.5)
+    assert measures.tables.ks_statistic([5, 5, 5], [5]) == 0.0
 
 
 def test_shifted_column_loses_the_ks_amount():
     # Real 0..9, synthetic 3..12: F_real(x) - F_synth(x) peaks at 3/10 (x in [2, 3)).
     real = {"x": np.arange(10, dtype=np.float64), "c": np.array(list("ab") * 5)}
     synthetic = {"x": np.arange(10, dtype=np.float64) + 3.0, "c": real["c"].copy()}
-    shapes = table_measures.column_shapes(real, synthetic, {"x": "continuous", "c": "categorical"})
+    shapes = measures.tables.column_shapes(real, synthetic, {"x": "continuous", "c": "categorical"})
     assert shapes["columns"]["x"] == {"metric": "KSComplement", "score": pytest.approx(0.7)}
     assert shapes["columns"]["c"]["score"] == pytest.approx(1.0)
     assert shapes["score"] == pytest.approx(0.85)
@@ -68,9 +68,9 @@ def test_shifted_column_loses_the_ks_amount():
 
 def test_total_variation_distance_counts_categories_of_one_side():
     # Shares a: 1/2 vs 1/4, b: 1/2 vs 1/4, c: 0 vs 1/2 -> (1/4 + 1/4 + 1/2) / 2 = 1/2.
-    assert table_measures.total_variation_distance(list("aabb"), list("abcc")) == pytest.approx(0.5)
-    assert table_measures.total_variation_distance(np.array([True, False]), np.array([False, True])) == 0.0
-    assert table_measures.total_variation_distance(list("aa"), list("bb")) == pytest.approx(1.0)
+    assert measures.tables.total_variation_distance(list("aabb"), list("abcc")) == pytest.approx(0.5)
+    assert measures.tables.total_variation_distance(np.array([True, False]), np.array([False, True])) == 0.0
+    assert measures.tables.total_variation_distance(list("aa"), list("bb")) == pytest.approx(1.0)
 
 
 # --- Association and pair trends ----------------------------------------------------------------
@@ -79,26 +79,26 @@ def test_total_variation_distance_counts_categories_of_one_side():
 def test_cramers_v_of_hand_made_tables():
     # Perfect association in a 2x2 table of 100: chi2 = 100, phi2 = 1; corrected phi2 = 1 - 1/99,
     # r~ = k~ = 2 - 1/99, so V = sqrt((1 - 1/99) / (1 - 1/99)) = 1.
-    assert table_measures.cramers_v([[50, 0], [0, 50]]) == pytest.approx(1.0)
+    assert measures.tables.cramers_v([[50, 0], [0, 50]]) == pytest.approx(1.0)
     # Independence: chi2 = 0, corrected phi2 clipped at 0.
-    assert table_measures.cramers_v([[25, 25], [25, 25]]) == 0.0
+    assert measures.tables.cramers_v([[25, 25], [25, 25]]) == 0.0
     # [[30, 10], [10, 30]], n = 80: expected 20 each, chi2 = 4 * 100 / 20 = 20, phi2 = 0.25;
     # corrected phi2 = 0.25 - 1/79, min(r~, k~) - 1 = 1 - 1/79.
     expected = math.sqrt((0.25 - 1 / 79) / (1 - 1 / 79))
-    assert table_measures.cramers_v([[30, 10], [10, 30]]) == pytest.approx(expected)
+    assert measures.tables.cramers_v([[30, 10], [10, 30]]) == pytest.approx(expected)
     # A constant column (one non-empty row) has no association, not NaN.
-    assert table_measures.cramers_v([[10, 20], [0, 0]]) == 0.0
+    assert measures.tables.cramers_v([[10, 20], [0, 0]]) == 0.0
 
 
 def test_contingency_similarity_by_hand():
     # Real pairs (a,x),(a,x),(b,y),(b,y): 1/2 each; synthetic (a,x),(a,y),(b,y),(b,y): 1/4, 1/4, 1/2.
     # TVD = (1/4 + 1/4 + 0) / 2 = 1/4.
-    real_table = table_measures.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 2, 2)
-    synthetic_table = table_measures.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2, 2)
+    real_table = measures.tables.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 2, 2)
+    synthetic_table = measures.tables.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2, 2)
     assert real_table.tolist() == [[2, 0], [0, 2]] and synthetic_table.tolist() == [[1, 1], [0, 2]]
-    assert table_measures.contingency_similarity(real_table, synthetic_table) == pytest.approx(0.75)
+    assert measures.tables.contingency_similarity(real_table, synthetic_table) == pytest.approx(0.75)
     # Categories of one side only: real all "a", synthetic all "c" -> disjoint tables, score 0.
-    real_codes, synthetic_codes, size = table_measures.category_codes(np.array(["a"] * 3), np.array(["c"] * 2),
+    real_codes, synthetic_codes, size = measures.tables.category_codes(np.array(["a"] * 3), np.array(["c"] * 2),
                                                                       "categorical")
     assert size == 2 and real_codes.tolist() == [0, 0, 0] and synthetic_codes.tolist() == [1, 1]
 
@@ -106,9 +106,9 @@ def test_contingency_similarity_by_hand():
 def test_constant_columns_give_zero_associations_not_nan(real):
     table = dict(real, flat=np.full(600, 3.0), same=np.array(["k"] * 600))
     kinds = dict(KINDS, flat="continuous", same="categorical")
-    trends = table_measures.pair_trends(table, table, kinds)
+    trends = measures.tables.pair_trends(table, table, kinds)
     assert trends["score"] == pytest.approx(1.0)
-    matrices = table_measures.association_matrices(trends, list(kinds))
+    matrices = measures.tables.association_matrices(trends, list(kinds))
     for side in ("real", "synthetic"):
         matrix = np.array(matrices[side])
         assert np.all(np.isfinite(matrix)) and np.array_equal(matrix, matrix.T)
@@ -116,16 +116,16 @@ def test_constant_columns_give_zero_associations_not_nan(real):
 
 
 def test_identical_tables_score_one(real):
-    assert table_measures.column_shapes(real, real, KINDS)["score"] == pytest.approx(1.0)
-    trends = table_measures.pair_trends(real, real, KINDS)
+    assert measures.tables.column_shapes(real, real, KINDS)["score"] == pytest.approx(1.0)
+    trends = measures.tables.pair_trends(real, real, KINDS)
     assert trends["score"] == pytest.approx(1.0)
     assert len(trends["pairs"]) == len(KINDS) * (len(KINDS) - 1) // 2
 
 
 def test_shuffling_within_columns_keeps_shapes_but_loses_trends(real):
     shuffled = shuffled_within_columns(real, seed=1)
-    assert table_measures.column_shapes(real, shuffled, KINDS)["score"] == pytest.approx(1.0)
-    trends = {tuple(pair["columns"]): pair for pair in table_measures.pair_trends(real, shuffled, KINDS)["pairs"]}
+    assert measures.tables.column_shapes(real, shuffled, KINDS)["score"] == pytest.approx(1.0)
+    trends = {tuple(pair["columns"]): pair for pair in measures.tables.pair_trends(real, shuffled, KINDS)["pairs"]}
     income_basket = trends[("income", "basket")]
     assert income_basket["metric"] == "CorrelationSimilarity"
     assert income_basket["real"] > 0.7 and abs(income_basket["synthetic"]) < 0.15
@@ -143,18 +143,18 @@ def test_tstr_matches_trtr_on_real_data_and_falls_to_chance_with_shuffled_labels
     # About 7 s of CPU (TensorFlow start-up and six 50-step classifiers): the one test here that
     # trains, and the repeat is what shows that a seed fixes the result.
     test = mixed_table(400, seed=5)
-    same = table_measures.train_synthetic_test_real(real, test, real, KINDS, "churn", steps=50, seed=0)
+    same = measures.tables.train_synthetic_test_real(real, test, real, KINDS, "churn", steps=50, seed=0)
     assert same["trtr_accuracy"] > 0.8 and same["majority_share"] == pytest.approx(0.5, abs=0.05)
     assert abs(same["difference"]) < 0.03
-    assert table_measures.train_synthetic_test_real(real, test, real, KINDS, "churn", steps=50, seed=0) == same
+    assert measures.tables.train_synthetic_test_real(real, test, real, KINDS, "churn", steps=50, seed=0) == same
     noise = dict(real, churn=np.random.default_rng(2).permutation(real["churn"]))
-    shuffled = table_measures.train_synthetic_test_real(real, test, noise, KINDS, "churn", steps=50, seed=0)
+    shuffled = measures.tables.train_synthetic_test_real(real, test, noise, KINDS, "churn", steps=50, seed=0)
     assert shuffled["tstr_accuracy"] < 0.65 and shuffled["trtr_accuracy"] == same["trtr_accuracy"]
 
 
 def test_tstr_refuses_a_continuous_label(real):
     with pytest.raises(ValueError, match="continuous"):
-        table_measures.train_synthetic_test_real(real, real, real, KINDS, "income")
+        measures.tables.train_synthetic_test_real(real, real, real, KINDS, "income")
 
 
 # --- Privacy ------------------------------------------------------------------------------------
@@ -163,18 +163,18 @@ def test_tstr_refuses_a_continuous_label(real):
 def test_distance_to_closest_record_flags_copies(real):
     holdout = mixed_table(200, seed=7)
     copies = {name: values[:100] for name, values in real.items()}
-    copied = table_measures.table_distance_to_closest_record(real, holdout, copies, KINDS, max_queries=50)
+    copied = measures.tables.table_distance_to_closest_record(real, holdout, copies, KINDS, max_queries=50)
     assert copied["exact_copies"] == 100 and copied["holdout_exact_copies"] == 0
     assert copied["synthetic_rows_measured"] == 50 and copied["holdout_rows_measured"] == 50
     assert copied["closest_pair_distances"][0] == 0.0
     assert copied["share_closer_than_holdout_5th_percentile"] == 1.0
-    fresh = table_measures.table_distance_to_closest_record(real, holdout, mixed_table(200, seed=8), KINDS)
+    fresh = measures.tables.table_distance_to_closest_record(real, holdout, mixed_table(200, seed=8), KINDS)
     assert fresh["exact_copies"] == 0
     assert fresh["share_closer_than_holdout_5th_percentile"] < 0.2
 
 
 def test_encoder_gives_unseen_categories_all_zeros(real):
-    encoder = table_measures.FeatureEncoder(real, {"segment": "categorical", "age": "integer"})
+    encoder = measures.tables.FeatureEncoder(real, {"segment": "categorical", "age": "integer"})
     encoded = encoder.encode({"segment": np.array(["budget", "luxury"]), "age": np.array([18, 79])})
     assert encoded.shape == (2, 4)
     assert encoded[0, :3].tolist() == [1.0, 0.0, 0.0] and encoded[1, :3].tolist() == [0.0, 0.0, 0.0]
@@ -185,7 +185,7 @@ def test_encoder_gives_unseen_categories_all_zeros(real):
 
 def test_table_report_is_json_and_writes_pictures(real, tmp_path):
     synthetic = mixed_table(300, seed=3)
-    report = table_measures.table_report(real, mixed_table(200, seed=4), synthetic, KINDS, label=None,
+    report = measures.tables.table_report(real, mixed_table(200, seed=4), synthetic, KINDS, label=None,
                                          out_dir=str(tmp_path))
     json.dumps(report)
     assert report["column_shapes"]["score"] > 0.85 and report["pair_trends"]["score"] > 0.85
@@ -202,18 +202,18 @@ def test_table_report_is_json_and_writes_pictures(real, tmp_path):
 def test_table_report_names_a_missing_column_and_an_empty_table(real):
     without_age = {name: values for name, values in real.items() if name != "age"}
     with pytest.raises(ValueError, match="synthetic table lacks column.*age"):
-        table_measures.table_report(real, real, without_age, KINDS)
+        measures.tables.table_report(real, real, without_age, KINDS)
     empty = {name: values[:0] for name, values in real.items()}
     with pytest.raises(ValueError, match="real test table has no rows"):
-        table_measures.table_report(real, empty, real, KINDS)
+        measures.tables.table_report(real, empty, real, KINDS)
 
 
 def test_quantile_edges_merge_ties():
     # Nine deciles of three distinct values repeat; the edges keep one of each, and each value
     # keeps a bin of its own.
     values = np.repeat([1.0, 2.0, 3.0], [50, 30, 20])
-    edges = table_measures.quantile_edges(values)
+    edges = measures.tables.quantile_edges(values)
     assert len(edges) < 9 and np.all(np.diff(edges) > 0)
-    bins = table_measures.bin_codes(values, edges)
+    bins = measures.tables.bin_codes(values, edges)
     assert [len(set(bins[values == value])) for value in (1.0, 2.0, 3.0)] == [1, 1, 1]
     assert len(set(bins)) == 3

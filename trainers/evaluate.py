@@ -20,7 +20,7 @@ codes vs the true factors (InfoGAN), reconstruction error and held-out ELBO (VAE
 Memorisation: distance to the closest training record, against held-out records' distances.
 Usefulness (labelled synthetic data): train on synthetic, test on real, beside train on real.
 
-Tables are measured on their decoded columns (`trainers.table_measures`): column shapes
+Tables are measured on their decoded columns (`trainers.measures.tables`): column shapes
 (1 - KS, 1 - TVD) and pair trends (correlation, contingency), each beside its real-vs-real
 floor, train-on-synthetic-test-on-real for the label column of conditional models, distance
 to the closest record, per-column histograms and the two association matrices.
@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from synthblend.datasets import embedded, sources, tabular
 from synthblend.datasets.sources import DataSpec
-from synthblend.trainers import measures, metrics, pictures, table_measures
+from synthblend.trainers import measures, pictures
 from synthblend.trainers import sample
 from synthblend.trainers.sample import class_labels
 from synthblend.zoo.registry import DataError, UsageError
@@ -100,8 +100,8 @@ def domain_classifier(spec: DataSpec, train: dict, holdout: dict, cache_dir: str
     if os.path.exists(path) and os.path.exists(path + ".json"):
         with open(path + ".json") as file:
             return keras.models.load_model(path), json.load(file)
-    model = metrics.train_classifier(tf.data.Dataset.from_tensor_slices({"x": train["x"], "y": train["y"]}), spec)
-    accuracy = float(np.mean(metrics.predict_classes(model, holdout["x"]) == holdout["y"]))
+    model = measures.classifier.train_classifier(tf.data.Dataset.from_tensor_slices({"x": train["x"], "y": train["y"]}), spec)
+    accuracy = float(np.mean(measures.classifier.predict_classes(model, holdout["x"]) == holdout["y"]))
     info = {"path": path, "fingerprint": key, "trained_on": len(train["x"]), "heldout_accuracy": accuracy}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     model.save(path)
@@ -128,12 +128,12 @@ def distribution_measures(synthetic: np.ndarray, reference: np.ndarray, floor: n
 
     def all_of(candidate):
         subset_size = min(1000, max(2, len(reference) // 2))
-        kid = measures.kernel_inception_distance(reference, candidate, subset_size=subset_size, seed=seed)
+        kid = measures.features.kernel_inception_distance(reference, candidate, subset_size=subset_size, seed=seed)
         return {
-            "frechet_distance": measures.frechet_distance(reference, candidate),
+            "frechet_distance": measures.features.frechet_distance(reference, candidate),
             **kid,
-            **measures.precision_recall(reference, candidate),
-            **measures.density_coverage(reference, candidate),
+            **measures.features.precision_recall(reference, candidate),
+            **measures.features.density_coverage(reference, candidate),
         }
 
     synthetic_values, floor_values = all_of(synthetic), all_of(floor)
@@ -144,10 +144,10 @@ def class_measures(synthetic_probabilities, floor_probabilities, reference_label
     predicted = np.argmax(synthetic_probabilities, axis=-1)
     floor_predicted = np.argmax(floor_probabilities, axis=-1)
     return {
-        "classifier_score": {"synthetic": measures.classifier_score(synthetic_probabilities),
-                             "real_floor": measures.classifier_score(floor_probabilities)},
-        "histogram": measures.class_histogram(predicted, num_classes, reference=reference_labels),
-        "real_histogram": measures.class_histogram(floor_predicted, num_classes, reference=reference_labels),
+        "classifier_score": {"synthetic": measures.features.classifier_score(synthetic_probabilities),
+                             "real_floor": measures.features.classifier_score(floor_probabilities)},
+        "histogram": measures.features.class_histogram(predicted, num_classes, reference=reference_labels),
+        "real_histogram": measures.features.class_histogram(floor_predicted, num_classes, reference=reference_labels),
     }
 
 
@@ -166,8 +166,8 @@ def usefulness(spec, synthetic, synthetic_labels, train, holdout) -> dict:
     count = len(synthetic)
 
     def accuracy(x, y):
-        model = metrics.train_classifier(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}), spec)
-        return float(np.mean(metrics.predict_classes(model, holdout["x"]) == holdout["y"]))
+        model = measures.classifier.train_classifier(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}), spec)
+        return float(np.mean(measures.classifier.predict_classes(model, holdout["x"]) == holdout["y"]))
 
     return {
         "examples": count,
@@ -219,8 +219,8 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
     if spec.name in MIXTURES:
         centres, std = MIXTURES[spec.name]
         report["modes"] = {
-            "synthetic": measures.mode_coverage(synthetic, centres(), std),
-            "real_floor": measures.mode_coverage(floor, centres(), std),
+            "synthetic": measures.features.mode_coverage(synthetic, centres(), std),
+            "real_floor": measures.features.mode_coverage(floor, centres(), std),
         }
     if labels is not None:
         predicted = np.argmax(synthetic_probabilities, axis=-1)
@@ -241,7 +241,7 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
         }
         if spec.is_image:
             figures["reconstructions"] = plot_pairs(reference[:8], rebuilt[:8], spec)
-    distances = measures.distance_to_closest_record(
+    distances = measures.features.distance_to_closest_record(
         flat(synthetic, spec), flat(train["x"], spec), flat(reference, spec)
     )
     report["memorisation"] = {k: v for k, v in distances.items() if k != "synthetic_distances"}
@@ -276,7 +276,7 @@ def write_report(report: dict, pictures: dict, report_dir: str, source) -> None:
 
 def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str, real_examples: int,
                    given: dict | None = None) -> dict:
-    """The table report (`trainers.table_measures`) of `num` decoded synthetic rows against the
+    """The table report (`trainers.measures.tables`) of `num` decoded synthetic rows against the
     real rows, each score beside its real-vs-real floor; conditional models draw labels in the
     class shares of the real training rows, so train-on-synthetic sees the real balance."""
     train, holdout = load_real(source.record, spec, max(num, real_examples), given)
@@ -297,10 +297,10 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     kinds = {name: kinds[name] for name in synthetic}
     os.makedirs(report_dir, exist_ok=True)
     try:
-        measured = table_measures.table_report(real_train, real_test, synthetic, kinds, label, report_dir, seed=seed)
+        measured = measures.tables.table_report(real_train, real_test, synthetic, kinds, label, report_dir, seed=seed)
         floor_rows = {name: values[:num] for name, values in real_train.items()}
-        floor = {"column_shapes": table_measures.column_shapes(real_test, floor_rows, kinds)["score"],
-                 "pair_trends": table_measures.pair_trends(real_test, floor_rows, kinds)["score"]}
+        floor = {"column_shapes": measures.tables.column_shapes(real_test, floor_rows, kinds)["score"],
+                 "pair_trends": measures.tables.pair_trends(real_test, floor_rows, kinds)["score"]}
     except ValueError as error:
         raise DataError(f"cannot measure the table of {spec.name}: {error}") from None
     report = {
@@ -320,7 +320,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
 
 
 def holdout_distances(train, reference, spec) -> np.ndarray:
-    distances, _ = measures.nearest_neighbours(flat(reference, spec), flat(train["x"], spec))
+    distances, _ = measures.features.nearest_neighbours(flat(reference, spec), flat(train["x"], spec))
     return distances[:, 0]
 
 
@@ -328,12 +328,12 @@ def code_measures(source, holdout, spec) -> tuple[dict, object]:
     probabilities, continuous = source.infer_codes(holdout["x"])
     result = {}
     if "y" in holdout and spec.num_classes >= 2:
-        accuracy, matching = metrics.best_matching_accuracy(np.argmax(probabilities, axis=-1), holdout["y"])
+        accuracy, matching = measures.classifier.best_matching_accuracy(np.argmax(probabilities, axis=-1), holdout["y"])
         result["categorical_accuracy_after_matching"] = accuracy
         result["code_to_class"] = {str(code): class_names(spec)[label] for code, label in matching.items()}
     figure = None
     if "factors" in holdout and spec.factor_names:
-        correlations = measures.code_correlations(continuous, holdout["factors"])
+        correlations = measures.features.code_correlations(continuous, holdout["factors"])
         result["continuous_code_factor_correlations"] = {
             f"code_{index}": dict(zip(spec.factor_names, row)) for index, row in enumerate(correlations)
         }
@@ -370,8 +370,8 @@ def inception_fid(network: keras.Model, synthetic, reference, floor, spec) -> di
         return np.concatenate(outputs)
 
     reference_features = features(reference)
-    return {"synthetic": measures.frechet_distance(reference_features, features(synthetic)),
-            "real_floor": measures.frechet_distance(reference_features, features(floor))}
+    return {"synthetic": measures.features.frechet_distance(reference_features, features(synthetic)),
+            "real_floor": measures.features.frechet_distance(reference_features, features(floor))}
 
 
 def class_names(spec: DataSpec) -> list[str]:

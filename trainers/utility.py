@@ -2,7 +2,7 @@
 
     python -m trainers.utility --model_dir=runs/dcgan_shapes_conditional --dataset=shapes --split=train[:500]
 
-For each `--ratios` value r, the same small classifier (`trainers.metrics.classifier`) is
+For each `--ratios` value r, the same small classifier (`trainers.measures.classifier.classifier`) is
 trained for `--classifier_steps` steps on a stream that mixes the scarce real examples (share
 1 - r) with examples from a conditional generator (share r), and tested on the real `test`
 split; r = 0 is the real data alone. Each ratio is trained `--repeats` times with different
@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from synthblend.datasets import blend, sources
-from synthblend.trainers import metrics, pictures, sample
+from synthblend.trainers import measures, pictures, sample
 from synthblend.trainers.progress import progress_bar
 from synthblend.trainers.blend import blended_dataset
 from synthblend.zoo.registry import UsageError
@@ -33,12 +33,12 @@ from synthblend.zoo.registry import UsageError
 def train_and_test(stream: tf.data.Dataset, spec, test: dict, steps: int, batch_size: int, seed: int) -> float:
     """Accuracy on `test` of the classifier trained `steps` steps on `stream`."""
     keras.utils.set_random_seed(seed)
-    model = metrics.classifier(spec)
+    model = measures.classifier.classifier(spec)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     batches = stream.map(lambda e: (tf.cast(e["x"], tf.float32), e["y"])).batch(batch_size).prefetch(2)
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    return float(np.mean(metrics.predict_classes(model, test["x"]) == test["y"]))
+    return float(np.mean(measures.classifier.predict_classes(model, test["x"]) == test["y"]))
 
 
 def utility_curve(source, real, spec, test, ratios, steps, batch_size, repeats, seed) -> list[dict]:

@@ -35,7 +35,7 @@ Utility: train on synthetic, test on real (TSTR, Esteban et al. 2017, "Real-valu
 Time Series Generation with Recurrent Conditional GANs") against train on real, test on real
 (TRTR), with the same number of training rows and the same classifier.
 
-Privacy: distance to closest record against a real holdout (`trainers.measures`), on rows
+Privacy: distance to closest record against a real holdout (`measures.features`), on rows
 encoded with numeric columns divided by their real range and categories one-hot.
 
 `table_report` computes all of them and writes the pictures.
@@ -49,7 +49,8 @@ import os
 import numpy as np
 from scipy import stats
 
-from synthblend.trainers import measures, pictures
+from synthblend.trainers import pictures
+from synthblend.trainers.measures import features
 
 NUMERIC_KINDS = ("continuous", "integer")
 CATEGORICAL_KINDS = ("categorical", "boolean")
@@ -298,27 +299,27 @@ def _num_rows(table: Table) -> int:
 
 def _fit_and_score(features: np.ndarray, labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray,
                    num_classes: int, steps: int, seed: int) -> float:
-    """Accuracy on the test rows of `trainers.metrics.train_classifier` fitted on (features, labels)
+    """Accuracy on the test rows of `measures.classifier.train_classifier` fitted on (features, labels)
     for about `steps` gradient steps (whole epochs of `CLASSIFIER_BATCH` rows)."""
     import tensorflow as tf  # imported here: the other measures need no TensorFlow
 
     from synthblend.datasets.sources import DataSpec
-    from synthblend.trainers import metrics
+    from synthblend.trainers.measures import classifier
 
     width = features.shape[1]
     spec = DataSpec(name="table", shape=(width,), value_range=None, loc=(0.0,) * width, scale=(1.0,) * width,
                     num_classes=num_classes, num_examples=len(features))
     dataset = tf.data.Dataset.from_tensor_slices({"x": features.astype(np.float32), "y": labels.astype(np.int64)})
     epochs = max(1, math.ceil(steps / math.ceil(len(features) / CLASSIFIER_BATCH)))
-    model = metrics.train_classifier(dataset, spec, epochs=epochs, batch_size=CLASSIFIER_BATCH, seed=seed)
-    return float(np.mean(metrics.predict_classes(model, test_features) == test_labels))
+    model = classifier.train_classifier(dataset, spec, epochs=epochs, batch_size=CLASSIFIER_BATCH, seed=seed)
+    return float(np.mean(classifier.predict_classes(model, test_features) == test_labels))
 
 
 def train_synthetic_test_real(real_train: Table, real_test: Table, synthetic: Table, kinds: dict[str, str],
                               label: str, steps: int = CLASSIFIER_STEPS, seed: int = 0) -> dict:
     """TSTR and TRTR accuracy for predicting the `label` column from the others.
 
-    Both classifiers (`trainers.metrics.train_classifier`, a small MLP, about `steps` steps,
+    Both classifiers (`measures.classifier.train_classifier`, a small MLP, about `steps` steps,
     seeded) train on ``n = min(len(real_train), len(synthetic))`` rows drawn without replacement with
     `seed`, and are scored on every row of `real_test`. Features are encoded by a
     `FeatureEncoder` fitted on `real_train` (standardised numbers, one-hot categories, unseen
@@ -381,7 +382,7 @@ def copies_of(rows: np.ndarray, references: np.ndarray) -> int:
 def table_distance_to_closest_record(real_train: Table, real_holdout: Table, synthetic: Table,
                                      kinds: dict[str, str], closest: int = 8,
                                      max_queries: int = DCR_MAX_QUERIES, seed: int = 0) -> dict:
-    """`trainers.measures.distance_to_closest_record` on encoded rows, plus exact copies.
+    """`measures.features.distance_to_closest_record` on encoded rows, plus exact copies.
 
     Rows are encoded by a `FeatureEncoder` fitted on `real_train` with numeric columns divided
     by their real range and one-hot blocks scaled by 1/sqrt(2), so a different category and a
@@ -400,7 +401,7 @@ def table_distance_to_closest_record(real_train: Table, real_holdout: Table, syn
         return rows if len(rows) <= max_queries else rows[np.sort(generator.choice(len(rows), max_queries, False))]
 
     measured_synthetic, measured_holdout = subsample(generated), subsample(holdout)
-    result = measures.distance_to_closest_record(measured_synthetic, train, measured_holdout, closest=closest)
+    result = features.distance_to_closest_record(measured_synthetic, train, measured_holdout, closest=closest)
     result.pop("synthetic_distances")
     result["exact_copies"] = copies_of(generated, train)
     result["holdout_exact_copies"] = copies_of(holdout, train)
