@@ -11,6 +11,7 @@ floats -> `continuous`; strings, objects and categories -> `categorical`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -52,9 +53,10 @@ def kind_of(name: str, dtype) -> str:
                      "(convert dates to numbers or strings first)")
 
 
-def write(frame, folder: str, label: str | None) -> tuple[str, str, dict]:
+def write(frame, folder: str, label: str | None, check=None) -> tuple[str, str, dict]:
     """Writes `frame` as `<folder>/train.csv` with its schema; returns the two paths and the
-    dtypes to restore (column name -> dtype name)."""
+    dtypes to restore (column name -> dtype name). `check(digest)` sees the SHA-256 of the CSV
+    text before it replaces what the folder held, and may refuse it by raising."""
     if len(frame) == 0:
         raise DataError("the DataFrame has no rows")
     names = [str(name) for name in frame.columns]
@@ -67,10 +69,20 @@ def write(frame, folder: str, label: str | None) -> tuple[str, str, dict]:
     data_path, schema_path = os.path.join(folder, DATA_FILE), os.path.join(folder, SCHEMA_FILE)
     partial = data_path + ".partial"
     frame.to_csv(partial, index=False)
-    schema = {"columns": kinds, "label": label if label is not None else ""}
-    with open(schema_path, "w") as file:
-        json.dump(schema, file, indent=2)
-    os.replace(partial, data_path)
+    try:
+        if check is not None:
+            digest = hashlib.sha256()
+            with open(partial, "rb") as file:
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+            check(digest.hexdigest())
+        schema = {"columns": kinds, "label": label if label is not None else ""}
+        with open(schema_path, "w") as file:
+            json.dump(schema, file, indent=2)
+        os.replace(partial, data_path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return data_path, schema_path, {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
 
 

@@ -184,7 +184,7 @@ def test_settings_are_checked_where_they_are_given(tmp_path):
 
 def test_loop_flags_and_fit_settings_have_the_same_defaults():
     values = cli.flag_values_of(flags.COMMANDS["train"])
-    for name in sb.trainers.synthesizer.SETTINGS:
+    for name in train.SETTINGS:
         assert values[name].default == getattr(train.Settings(), name), name
 
 

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from synthblend.datasets import sources
 from synthblend.trainers import evaluate, measures, restore
@@ -47,6 +48,25 @@ def shapes_classifier(shapes_test):
     print(f"\nshapes classifier: {accuracy:.4f} accuracy on the 4000 real test images")
     assert accuracy > 0.98
     return model
+
+
+def test_default_recipe_draws_recognisable_shapes_in_about_five_minutes(tmp_path, shapes_test, shapes_classifier):
+    """The share of samples the classifier assigns to some class with probability >= 0.9 (as
+    benchmarks/recipe_quality.py counts it), beside the same share of real test images, with
+    every shape among them."""
+    trained, minutes = train("dcgan_shapes", tmp_path)
+    labels = np.arange(2000) % trained.spec.num_classes
+    samples = trained.scale.decode(trained.model.sample(2000, seed=0, labels=labels)).numpy()
+    probabilities = tf.nn.softmax(shapes_classifier.predict(samples, verbose=0)).numpy()
+    real = tf.nn.softmax(shapes_classifier.predict(shapes_test["x"][:2000].astype(np.float32), verbose=0)).numpy()
+    sure, real_sure = probabilities.max(-1) >= 0.9, real.max(-1) >= 0.9
+    as_asked = np.mean(sure & (probabilities.argmax(-1) == labels))
+    counts = np.bincount(probabilities.argmax(-1)[sure], minlength=trained.spec.num_classes)
+    print(f"default recipe: confident samples {sure.mean():.4f} (the class asked for {as_asked:.4f}), "
+          f"real test images {real_sure.mean():.4f}; confident samples by class {counts.tolist()}")
+    assert minutes <= 6.5
+    assert sure.mean() >= 0.75 and as_asked >= 0.7
+    assert counts.min() >= 0.15 * sure.sum()
 
 
 def test_conditional_dcgan_makes_the_class_asked_for(tmp_path, shapes_test, shapes_classifier):

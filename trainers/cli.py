@@ -59,6 +59,14 @@ def require(*holders) -> None:
             raise UsageError(f"--{holder.name} is required")
 
 
+def refuse_unless(condition: bool, holder, reason: str) -> None:
+    """UsageError for a flag given where it would change nothing: `--<name>=<value> <reason>`."""
+    from synthblend.zoo.registry import UsageError
+
+    if holder.present and not condition:
+        raise UsageError(f"--{holder.name}={holder.value} {reason}")
+
+
 def check_writable_dir(path: str, flag: str) -> None:
     """Raises UsageError unless `path` is a directory, or could be made one, that can be written."""
     from synthblend.zoo.registry import UsageError

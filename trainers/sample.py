@@ -153,6 +153,8 @@ def check_source_flags(purpose: str) -> None:
 
 def open_source():
     """The source the flags name: a model directory's latest checkpoint or an export."""
+    cli.refuse_unless(bool(F.MODEL_DIR.value), F.USE_EMA, "applies to --model_dir; an export holds the weights "
+                      "it was exported with")
     if F.MODEL_DIR.value:
         return ModelSource(F.MODEL_DIR.value, F.USE_EMA.value)
     return ExportSource(F.EXPORT_DIR.value)
@@ -480,6 +482,8 @@ def main(argv):
     elif F.CLASSES.value:
         raise UsageError(f"--classes={','.join(F.CLASSES.value)} needs a conditional model; "
                          f"{source.where} holds one trained without --conditional")
+    cli.refuse_unless(source.conditional, F.CLASS_BALANCE, f"needs a conditional model; {source.where} holds "
+                      "one trained without --conditional")
     write_samples(source, path, form, num, seed, chunk_size, labels)
     counts = "" if labels is None else " (" + ", ".join(
         f"{(source.spec.class_names or range(source.spec.num_classes))[c]}: {n}"

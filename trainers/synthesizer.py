@@ -128,15 +128,18 @@ class Synthesizer:
                 raise UsageError("a DataFrame brings its labels as a column; name it with label=")
             if schema is not None:
                 raise UsageError("schema= applies to CSV sources; a DataFrame's dtypes give its column kinds")
-            check_same_data(folder, frames.DATA_FILE, data.to_csv(index=False).encode())
-            path, schema_path, dtypes = frames.write(data, folder, label)
+            path, schema_path, dtypes = frames.write(data, folder, label,
+                                                     check=lambda digest: check_same_data(folder, frames.DATA_FILE,
+                                                                                          digest))
             return f"csv:{os.path.abspath(path)}", tabular.Options(schema_path, label or "", missing), {
                 "frame_dtypes": dtypes}
         if label is not None or schema is not None or missing is not None:
             raise UsageError("label=, schema= and missing= apply to tables (a DataFrame or a CSV source)")
         x, y = arrays_of(data, labels)
-        content = np.ascontiguousarray(x).tobytes() + (b"" if y is None else np.ascontiguousarray(y).tobytes())
-        check_same_data(folder, ARRAYS_FILE, content)
+        digest = hashlib.sha256(np.ascontiguousarray(x))
+        if y is not None:
+            digest.update(np.ascontiguousarray(y))
+        check_same_data(folder, ARRAYS_FILE, digest.hexdigest())
         path = os.path.join(folder, ARRAYS_FILE)
         if not os.path.exists(path):
             os.makedirs(folder, exist_ok=True)
@@ -154,9 +157,8 @@ class Synthesizer:
         model_dir = os.fspath(model_dir)
         record = restore.read_record(model_dir)
         model_class = zoo.get(record["model"])
-        inferred = ("data_shape", "bounded", "num_classes", "table_blocks")
         options = {name: value for name, value in record["config"].items()
-                   if name in model_class.arguments() and name not in inferred}
+                   if name in model_class.arguments() and name not in training.INFERRED}
         synthesizer = cls(record["model"], **options)
         synthesizer.model_dir, synthesizer._use_ema = model_dir, use_ema
         synthesizer._open()
@@ -384,10 +386,9 @@ def _read_dataset(dataset: tf.data.Dataset):
     return np.concatenate(parts[0]), (np.concatenate(parts[1]) if parts[1] else None)
 
 
-def check_same_data(folder: str, name: str, content: bytes) -> None:
-    """UsageError when `folder` already holds training data other than `content` (a second
-    `fit` into the same model_dir continues the run only on the same data)."""
-    digest = hashlib.sha256(content).hexdigest()
+def check_same_data(folder: str, name: str, digest: str) -> None:
+    """UsageError when `folder` already holds training data other than the data of SHA-256
+    `digest` (a second `fit` into the same model_dir continues the run only on the same data)."""
     path = os.path.join(folder, name + ".sha256")
     if os.path.exists(path):
         with open(path) as file:

@@ -30,6 +30,8 @@ from synthblend.trainers.restore import CONFIG_FILE
 from synthblend.zoo.registry import UsageError
 
 HELDOUT_FILE = "heldout.json"
+# Model constructor arguments that the data decides, not the user.
+INFERRED = ("data_shape", "bounded", "num_classes", "table_blocks")
 
 
 @dataclasses.dataclass
@@ -79,6 +81,7 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
     model_class = zoo.get(model_name)
     check_options(model_name, model_options)
     data, spec = sources.load(dataset, split, image_size, table=table)
+    check_data_options(spec, dataset, image_size, table)
     table_argument = table_arguments(model_name, spec)
     model_class.check_data(spec.shape, spec.num_classes)
     check_eval_split(spec, dataset, eval_split)
@@ -146,6 +149,8 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
 
 def main(argv):
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
+    cli.refuse_unless(F.STRATEGY.value == "tpu", F.TPU, "applies to --strategy=tpu only")
+    cli.refuse_unless(F.NAN_POLICY.value == "rollback", F.MAX_ROLLBACKS, "applies to --nan_policy=rollback only")
     settings = Settings(**{name: getattr(F, name.upper()).value for name in SETTINGS})
     eval_split = F.EVAL_SPLIT.value if F.EVAL_SPLIT.present else None
     result = train(
@@ -164,19 +169,31 @@ def main(argv):
         print(f"  held-out ({result.heldout['split']}): {values}  -> {os.path.join(model_dir, HELDOUT_FILE)}")
 
 
+def check_data_options(spec, dataset: str, image_size, table) -> None:
+    """UsageError for table options given for data that is not a table, or an image size for
+    data that is not images: they would change nothing."""
+    if spec.table is None and table is not None:
+        given = [f"--{name}" for name, value in (("schema", table.schema), ("label_column", table.label),
+                                                   ("missing", table.missing)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply to tables (csv:<path>, purchases); {dataset!r} is not one")
+    if image_size is not None and not spec.is_image:
+        raise UsageError(f"--image_size={image_size} applies to images; {dataset!r} holds vectors of shape "
+                         f"{tuple(spec.shape)}")
+
+
 def check_options(model_name: str, options: dict) -> None:
     """UsageError for a keyword that is not a setting of the model `model_name`, naming the
     models it is a setting of, or the model's settings."""
     accepted = zoo.get(model_name).arguments()
-    inferred = ("data_shape", "bounded", "num_classes", "table_blocks")
     for name in options:
-        if name in inferred:
+        if name in INFERRED:
             raise UsageError(f"{name} is read from the data; do not pass it")
         if name not in accepted:
             users = [other for other in zoo.names() if name in zoo.get(other).arguments()]
             if users:
                 raise UsageError(f"{name} does not apply to {model_name}; it is a setting of {', '.join(users)}")
-            settable = sorted(set(accepted) - set(inferred))
+            settable = sorted(set(accepted) - set(INFERRED))
             raise UsageError(f"{name} is not a setting of {model_name}; accepted: {', '.join(settable)}")
 
 
