@@ -1,4 +1,4 @@
-"""Quality of the shapes recipes, trained for real (minutes each): `pytest -m slow -s tests/test_quality.py`.
+"""Quality of the shapes recipes, trained for real (minutes each): `pytest -m slow -n 0 -s tests/test_quality.py`.
 
 Each test trains a recipe from configs/ through the train command, then measures it against the
 embedded shapes data with a domain classifier trained on the real training split. The numbers
