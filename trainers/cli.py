@@ -162,7 +162,10 @@ def usage(main, command_flags) -> str:
     lines = [text, "", "Flags:"] if text else ["Flags:"]
     for name in sorted(flag_values):
         flag = flag_values[name]
-        default = "" if flag.default is None else f" (default: {flag.default_as_str or flag.default!r})"
+        value = flag.default
+        shown = (str(value).lower() if isinstance(value, bool) else
+                 ",".join(map(str, value)) if isinstance(value, list) else str(value))
+        default = "" if value is None else f" (default: {shown})"
         lines.append(f"  --{name}: {flag.help}{default}")
     lines.append("  --flagfile: read flags from a file, one per line (a recipe under configs/).")
     return "\n".join(lines)

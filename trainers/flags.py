@@ -84,7 +84,8 @@ MISSING = declare(flags.DEFINE_enum,
     "Tables: missing cells are imputed (median / most frequent, plus a missing-indicator column; the default) "
     "or their rows dropped.",
 )
-SPLIT = declare(flags.DEFINE_string, "split", "train", "Split of the dataset to train on.")
+SPLIT = declare(flags.DEFINE_string, "split", "train",
+                "Split of --dataset to read: to train on (train), or the real examples to blend with (blend, utility).")
 EVAL_SPLIT = declare(flags.DEFINE_string,
     "eval_split", "test",
     "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it; "
@@ -100,8 +101,8 @@ IMAGE_SIZE = declare(flags.DEFINE_integer,
     "as the whole dataset is held resized in memory.", lower_bound=1, upper_bound=512,
 )
 MODEL_DIR = declare(flags.DEFINE_string,
-    "model_dir", None, "Directory for checkpoints, TensorBoard events, pictures and config.json; "
-    "training resumes from the latest checkpoint in it.",
+    "model_dir", None, "A run's directory (config.json, checkpoints, TensorBoard events, pictures): train "
+    "writes it and resumes from its latest checkpoint; the other commands read that checkpoint.",
 )
 
 # -- the loop ---------------------------------------------------------------------------------
