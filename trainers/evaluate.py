@@ -100,7 +100,8 @@ def domain_classifier(spec: DataSpec, train: dict, holdout: dict, cache_dir: str
     if os.path.exists(path) and os.path.exists(path + ".json"):
         with open(path + ".json") as file:
             return keras.models.load_model(path), json.load(file)
-    model = measures.classifier.train_classifier(tf.data.Dataset.from_tensor_slices({"x": train["x"], "y": train["y"]}), spec)
+    examples = tf.data.Dataset.from_tensor_slices({"x": train["x"], "y": train["y"]})
+    model = measures.classifier.train_classifier(examples, spec)
     accuracy = float(np.mean(measures.classifier.predict_classes(model, holdout["x"]) == holdout["y"]))
     info = {"path": path, "fingerprint": key, "trained_on": len(train["x"]), "heldout_accuracy": accuracy}
     os.makedirs(os.path.dirname(path), exist_ok=True)

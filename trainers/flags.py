@@ -85,7 +85,7 @@ MISSING = declare(flags.DEFINE_enum,
     "or their rows dropped.",
 )
 SPLIT = declare(flags.DEFINE_string, "split", "train",
-                "Split of --dataset to read: to train on (train), or the real examples to blend with (blend, utility).")
+        "Split of --dataset to read: to train on (train), or the real examples to blend with (blend, utility).")
 EVAL_SPLIT = declare(flags.DEFINE_string,
     "eval_split", "test",
     "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it; "
@@ -167,10 +167,12 @@ USE_EMA = declare(flags.DEFINE_bool,
     "use_ema", True, "Use the moving-average generator weights when the run kept them."
 )
 NUM_SAMPLES = declare(flags.DEFINE_integer, "num_samples", None, "Number of samples to write.")
-OUTPUT = declare(flags.DEFINE_string, "output", None, "File (npz, tfrecord, csv) or folder (png) to write the samples to.")
+OUTPUT = declare(flags.DEFINE_string,
+    "output", None, "File (npz, tfrecord, csv) or folder (png) to write the samples to.")
 FORMAT = declare(flags.DEFINE_enum, "format", None, ["npz", "png", "tfrecord", "csv"],
-                           "Output format (default: from the --output extension; png for a folder; csv for tables).")
-CHUNK_SIZE = declare(flags.DEFINE_integer, "chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
+        "Output format (default: from the --output extension; png for a folder; csv for tables).")
+CHUNK_SIZE = declare(flags.DEFINE_integer,
+    "chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
 CLASS_BALANCE = declare(flags.DEFINE_enum,
     "class_balance", "real", ["real", "uniform"],
     "Classes of conditional samples: the training data's class shares, or equal counts.",
@@ -181,17 +183,20 @@ CLASSES = declare(flags.DEFINE_list,
 OVERWRITE = declare(flags.DEFINE_bool, "overwrite", False, "Replace an existing --output.")
 
 # -- blending ---------------------------------------------------------------------------------
-RATIO = declare(flags.DEFINE_float, "ratio", 0.5, "Share of synthetic data in a blend (mix), or its weight (interpolate).")
+RATIO = declare(flags.DEFINE_float,
+    "ratio", 0.5, "Share of synthetic data in a blend (mix), or its weight (interpolate).")
 BLEND_METHOD = declare(flags.DEFINE_enum,
     "method", "mix", ["mix", "interpolate"],
     "mix: each example is real or synthetic; interpolate: x = (1 - ratio) * real + ratio * synthetic.",
 )
 NUM_EXAMPLES = declare(flags.DEFINE_integer, "num_examples", None, "Number of examples to write.")
-RATIOS = declare(flags.DEFINE_list, "ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve.")
+RATIOS = declare(flags.DEFINE_list,
+    "ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve.")
 CLASSIFIER_STEPS = declare(flags.DEFINE_integer,
     "classifier_steps", 1500, "Training steps of each classifier on the utility curve.", lower_bound=1
 )
-REPEATS = declare(flags.DEFINE_integer, "repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1)
+REPEATS = declare(flags.DEFINE_integer,
+    "repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1)
 
 # -- evaluation -------------------------------------------------------------------------------
 REPORT_DIR = declare(flags.DEFINE_string,
@@ -215,40 +220,44 @@ MODEL_OPTIONS = (
     declare(flags.DEFINE_integer, "latent_dim", None, "Size of the generator's input noise.", lower_bound=1),
     declare(flags.DEFINE_integer, "width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1),
     declare(flags.DEFINE_integer, "discriminator_depth", None, "Stride-2 convolutions of the DCGAN discriminator "
-                          "(default: as many as the generator upsamples).", lower_bound=1),
+        "(default: as many as the generator upsamples).", lower_bound=1),
     declare(flags.DEFINE_integer, "depth", None, "Hidden layers per MLP.", lower_bound=1),
     declare(flags.DEFINE_enum, "loss", None, sorted(losses.GAN_LOSSES), "GAN loss family."),
     declare(flags.DEFINE_float, "gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
-                       lower_bound=0.0),
+        lower_bound=0.0),
     declare(flags.DEFINE_float, "classifier_weight", None,
-                       "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only).",
-                       lower_bound=0.0),
+        "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only).",
+        lower_bound=0.0),
     declare(flags.DEFINE_string, "diffaugment", None,
-                        "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout."),
-    declare(flags.DEFINE_float, "generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0),
+        "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout."),
+    declare(flags.DEFINE_float,
+        "generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0),
     declare(flags.DEFINE_float, "discriminator_learning_rate", None, "Adam learning rate of the discriminator.",
-                       lower_bound=0.0),
+        lower_bound=0.0),
     declare(flags.DEFINE_float, "beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0),
     declare(flags.DEFINE_float, "beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0),
     declare(flags.DEFINE_float, "gumbel_temperature", None,
-                       "gan on tables: Gumbel-softmax temperature of the generator's category columns while training "
-                       "(0: plain softmax).", lower_bound=0.0),
+        "gan on tables: Gumbel-softmax temperature of the generator's category columns while training "
+        "(0: plain softmax).", lower_bound=0.0),
     declare(flags.DEFINE_enum, "discriminator_norm", None, list(networks.NORMS),
-                      "Normalisation in the dcgan/infogan discriminator."),
+        "Normalisation in the dcgan/infogan discriminator."),
     declare(flags.DEFINE_bool, "conditional", None, "Condition generation on the dataset's labels (gan, dcgan, vae)."),
-    declare(flags.DEFINE_enum, "likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian."),
+    declare(flags.DEFINE_enum,
+        "likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian."),
     declare(flags.DEFINE_float, "beta", None, "Weight of the VAE's KL term (beta-VAE).", lower_bound=0.0),
     declare(flags.DEFINE_float, "learning_rate", None, "Adam learning rate (vae).", lower_bound=0.0),
     declare(flags.DEFINE_integer, "categories", None, "Values of InfoGAN's categorical code.", lower_bound=2),
     declare(flags.DEFINE_integer, "continuous_codes", None, "Number of InfoGAN's continuous codes.", lower_bound=1),
-    declare(flags.DEFINE_float, "categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0),
-    declare(flags.DEFINE_float, "continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0),
+    declare(flags.DEFINE_float,
+        "categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0),
+    declare(flags.DEFINE_float,
+        "continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0),
     declare(flags.DEFINE_string, "code_invariance", None,
-                        "Transforms InfoGAN's Q reads the categorical code through, so the code cannot encode what "
-                        "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation)."),
+        "Transforms InfoGAN's Q reads the categorical code through, so the code cannot encode what "
+        "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation)."),
     declare(flags.DEFINE_float, "clustering_weight", None,
-                       "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
-                       "image the same categorical code (invariant information clustering).", lower_bound=0.0),
+        "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
+        "image the same categorical code (invariant information clustering).", lower_bound=0.0),
 )
 
 CONDITIONAL = next(flag for flag in MODEL_OPTIONS if flag.name == "conditional")

@@ -14,6 +14,6 @@ def progress_bar(total: int, unit: str, enabled: bool = True, initial: int = 0):
     from tqdm.auto import tqdm
 
     interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-    with tqdm(total=total, initial=initial, unit=f" {unit}", unit_scale=True, disable=not enabled, leave=True, file=sys.stderr,
-              mininterval=0.5 if interactive else 10.0, dynamic_ncols=True) as bar:
+    with tqdm(total=total, initial=initial, unit=f" {unit}", unit_scale=True, disable=not enabled, leave=True,
+              file=sys.stderr, mininterval=0.5 if interactive else 10.0, dynamic_ncols=True) as bar:
         yield bar
