@@ -278,9 +278,10 @@ class Synthesizer:
         source = self._open()
         model, scale = source.trained.model, source.trained.scale
         samples, columns = next(iter(model.pictures(num, seed).values()))
-        path = os.path.join(tempfile.mkdtemp(prefix="synthblend-plot-"), "samples.png")
-        pictures.for_data(source.spec, scale.decode)(np.asarray(samples), path, columns)
-        return pictures.figure_of_png(path)
+        with tempfile.TemporaryDirectory(prefix="synthblend-plot-") as folder:
+            path = os.path.join(folder, "samples.png")
+            pictures.for_data(source.spec, scale.decode)(np.asarray(samples), path, columns)
+            return pictures.figure_of_png(path)
 
     def evaluate(self, x=None, y=None, *, num_samples: int = 2000, seed: int = 0, report_dir: str | None = None,
                  cache_dir: str = DEFAULT_CACHE_DIR, real_examples: int = 20000) -> dict:
