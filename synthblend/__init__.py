@@ -43,10 +43,9 @@ def models() -> list[str]:
 
 def recipes() -> list[str]:
     """The recipes shipped with the package, by name (`synthblend-train --recipe=<name>`)."""
-    import importlib.resources
+    from synthblend.trainers import flags
 
-    folder = importlib.resources.files("synthblend.configs")
-    return sorted(entry.name[:-4] for entry in folder.iterdir() if entry.name.endswith(".cfg"))
+    return flags.recipes()
 
 
 def recipe_path(name: str) -> str:

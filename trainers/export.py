@@ -170,14 +170,15 @@ def read_export(path: str) -> tuple[str, dict]:
 
 
 def export_run(trained: restore.TrainedModel, export_dir: str, max_samples: int, serving_name: str | None = None,
-               serving_base_path: str | None = None) -> tuple[str, str]:
+               serving_base_path: str | None = None) -> tuple[str, str, str, str]:
     """Exports `trained` as the next version under `export_dir` and writes the TF Serving
     config beside it (model `serving_name`, default the folder's name, at `serving_base_path`,
-    default /models/<name>); returns the version's path and the config's."""
+    default /models/<name>); returns the version's path, the config's, the name and base path."""
     cli.check_writable_dir(export_dir, "--export_dir")
     name = serving_name or os.path.basename(os.path.normpath(os.path.abspath(export_dir)))
+    base_path = serving_base_path or f"/models/{name}"
     path = export(trained, export_dir, max_samples)
-    return path, write_serving_config(export_dir, name, serving_base_path or f"/models/{name}")
+    return path, write_serving_config(export_dir, name, base_path), name, base_path
 
 
 def main(argv):
@@ -185,10 +186,8 @@ def main(argv):
     export_dir = F.EXPORT_DIR.value
     cli.check_writable_dir(export_dir, "--export_dir")
     trained = restore.load(F.MODEL_DIR.value, use_average=F.USE_EMA.value)
-    path, config = export_run(trained, export_dir, F.MAX_SAMPLES.value, F.SERVING_NAME.value,
-                              F.SERVING_BASE_PATH.value)
-    name = F.SERVING_NAME.value or os.path.basename(os.path.normpath(os.path.abspath(export_dir)))
-    base_path = F.SERVING_BASE_PATH.value or f"/models/{name}"
+    path, config, name, base_path = export_run(trained, export_dir, F.MAX_SAMPLES.value, F.SERVING_NAME.value,
+                                               F.SERVING_BASE_PATH.value)
     weights = "moving-average" if trained.averaged else "trained"
     print(f"exported {trained.record['model']} at step {trained.step} ({weights} weights) -> {path}")
     with open(os.path.join(path, METADATA_FILE)) as file:

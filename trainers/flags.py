@@ -286,14 +286,18 @@ COMMANDS = {
 }
 
 
+def recipes() -> list[str]:
+    """The recipes shipped in `synthblend.configs`, by name."""
+    folder = importlib.resources.files("synthblend.configs")
+    return sorted(entry.name[:-4] for entry in folder.iterdir() if entry.name.endswith(".cfg"))
+
+
 def recipe_path(name: str) -> str:
     """The flagfile of the recipe `name` shipped in `synthblend.configs`; UsageError naming the
     recipes there otherwise."""
-    folder = importlib.resources.files("synthblend.configs")
-    recipes = sorted(entry.name[:-4] for entry in folder.iterdir() if entry.name.endswith(".cfg"))
-    if name not in recipes:
-        raise UsageError(f"--recipe={name}: no such recipe; accepted: {', '.join(recipes)}")
-    return os.fspath(folder / f"{name}.cfg")
+    if name not in recipes():
+        raise UsageError(f"--recipe={name}: no such recipe; accepted: {', '.join(recipes())}")
+    return os.fspath(importlib.resources.files("synthblend.configs") / f"{name}.cfg")
 
 
 def table_options():

@@ -323,7 +323,7 @@ class Synthesizer:
         """Writes the next numbered SavedModel version under `export_dir` (as the export
         command); returns its path."""
         source = self._open()
-        path, _ = exporting.export_run(source.trained, os.fspath(export_dir), _count("max_samples", max_samples),
+        path, *_ = exporting.export_run(source.trained, os.fspath(export_dir), _count("max_samples", max_samples),
                                        serving_name, serving_base_path)
         return path
 
