@@ -201,12 +201,13 @@ class GenerativeModel(keras.Model):
           same samples on every call;
         - `sample_labels` (conditional models): `labels` and `seed` -> one sample per label.
 
-        Counts above `max_samples`, and labels outside the class range, fail with
-        InvalidArgument instead of exhausting the server.
+        Counts above `max_samples` (of samples, labels, or rows of `z`), and labels outside the
+        class range, fail with InvalidArgument instead of exhausting the server.
         """
         latent_specs = self.latent_specs()
 
         def serving_default(*inputs):
+            inputs = (served_rows(inputs[0], max_samples, "z"), *inputs[1:])
             latents = self.assemble_latents(*inputs[: len(latent_specs)])
             labels = self.served_labels(inputs[-1]) if self.conditional else None
             return {"samples": scale.decode(self.generate(latents, labels))}
@@ -326,6 +327,13 @@ def served_count(count, max_samples, name):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(count)
+
+
+def served_rows(values, max_samples, name):
+    """`values`, failing in the graph unless it has 1 to max_samples rows; what reads the returned
+    tensor waits for the check, so a request of too many rows is refused before it is computed."""
+    rows = served_count(tf.shape(values)[0], max_samples, f"the number of rows of {name}")
+    return values[:rows]
 
 
 def served_seed(seed):
