@@ -72,7 +72,10 @@ def accepted() -> str:
 def parse(spec: str) -> list[tuple[str, float]]:
     """`name[:factor],...` -> [(name, factor)], with UsageError naming what is wrong."""
     steps = []
-    for item in [part.strip() for part in spec.split(",") if part.strip()]:
+    items = [part.strip() for part in spec.split(",")]
+    if any(items) and "" in items:
+        raise UsageError(f"--augment={spec}: an empty augmentation between commas; accepted: {accepted()}")
+    for item in [item for item in items if item]:
         name, _, text = item.partition(":")
         if name not in AUGMENTATIONS:
             raise UsageError(f"--augment: unknown augmentation {name!r}; accepted: {accepted()}")

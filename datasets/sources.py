@@ -9,6 +9,9 @@ Source names:
 - `images:<dir>`: a folder of PNG/JPEG/BMP/GIF files; one subfolder per class gives labels;
 - `csv:<path>`: a table with a header row (see `datasets.tabular`); `x` is each row's encoding,
   `y` the label column's class index when there is one;
+
+  each of these three is one split, `train`, which `--split` may slice (`train[:80%]`); any
+  other split of them is a UsageError;
 - an embedded dataset generated in-process, no download: `shapes`, `ring`, `grid`, and the
   table `purchases` (see `datasets.embedded`).
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -32,6 +36,10 @@ from synthblend.zoo.registry import DataError, Registry, UsageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLITS = ("train", "test")
+# Labels are class indices 0..MAX_CLASSES - 1: conditional models draw a row of pictures, and
+# keep an embedding, per class.
+MAX_CLASSES = 1000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +110,15 @@ def load(name: str, split: str = "train", image_size: int | None = None, table=N
     """
     if image_size is not None and image_size <= 0:
         raise UsageError(f"--image_size={image_size} must be a positive number of pixels")
+    dataset, spec = _load(name, split, image_size, table)
+    if image_size is not None and not spec.is_image:
+        what = "table rows" if spec.table is not None else "vectors"
+        raise UsageError(f"--image_size={image_size} applies to images; {name!r} holds {what} of shape "
+                         f"{tuple(spec.shape)}")
+    return dataset, spec
+
+
+def _load(name: str, split: str, image_size: int | None, table):
     scheme, sep, argument = name.partition(":")
     if sep:
         if scheme not in SCHEMES:
@@ -116,6 +133,13 @@ def load(name: str, split: str = "train", image_size: int | None = None, table=N
     if name in TABLES:
         return EMBEDDED.get(name)(name, split, image_size, table)
     return EMBEDDED.get(name)(name, split, image_size)
+
+
+def check_one_split(name: str, split: str, what: str = "file") -> None:
+    """UsageError unless `split` is `train` or a slice of it: a file or folder source is one split."""
+    if split.partition("[")[0] != "train":
+        raise UsageError(f"--split={split}: {name!r} is one {what}, so its only split is train (slice it as "
+                         "train[:80%] or train[80%:] to hold some back)")
 
 
 def _check_split(name: str, split: str) -> str:
@@ -162,8 +186,11 @@ def from_arrays(
     factors: np.ndarray | None = None,
     factor_names: tuple[str, ...] = (),
     image_size: int | None = None,
+    split: str | None = None,
 ):
-    """Dataset and spec of in-memory arrays; validates what a user's file could get wrong."""
+    """Dataset and spec of in-memory arrays; validates what a user's file could get wrong.
+    `split`, a slice such as `train[:80%]`, keeps that part of the examples."""
+    x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim not in (2, 4):
@@ -172,12 +199,19 @@ def from_arrays(
         )
     if len(x) == 0:
         raise DataError(f"{name}: x holds no examples")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{name}: x has shape {x.shape}; an example needs at least one value in every dimension")
     if x.ndim == 4 and x.shape[-1] not in (1, 3):
         raise DataError(f"{name}: images have {x.shape[-1]} channels; accepted: 1 or 3")
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise DataError(f"{name}: x has dtype {x.dtype}; expected integers or floats")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise DataError(f"{name}: x holds NaN or infinite values")
+    if x.dtype.itemsize > 4:
+        largest = max(abs(float(x.min())), abs(float(x.max())))
+        if largest > FLOAT32_MAX:
+            raise DataError(f"{name}: x holds {largest:g}, beyond the float32 range (+-{FLOAT32_MAX:.4g}) models "
+                            "compute in; rescale the data")
     num_classes = 0
     if y is not None:
         y = np.asarray(y).reshape(-1)
@@ -187,8 +221,15 @@ def from_arrays(
             raise DataError(f"{name}: y must hold integer class indices 0, 1, 2, ...; got dtype {y.dtype}")
         if y.min() < 0:
             raise DataError(f"{name}: y must hold class indices 0, 1, 2, ...; found label {y.min()}")
+        if y.max() >= MAX_CLASSES:
+            raise DataError(f"{name}: y holds label {y.max()}; class indices run 0..{MAX_CLASSES - 1} "
+                            f"(at most {MAX_CLASSES} classes)")
         num_classes = int(y.max()) + 1
         y = y.astype(np.int64)
+    if split is not None and "[" in split:
+        taken = split_examples(name, split, {"x": x, **({"y": y} if y is not None else {}),
+                                             **({"factors": factors} if factors is not None else {})})
+        x, y, factors = taken["x"], taken.get("y"), taken.get("factors")
     value_range = _image_range(name, x) if x.ndim == 4 else None
     if image_size is not None and x.ndim == 4 and x.shape[1:3] != (image_size, image_size):
         x = _resize(x, image_size, value_range)
@@ -200,10 +241,11 @@ def from_arrays(
     if x.ndim == 4:
         loc = scale = None
     else:
-        x = elements["x"] = x.astype(np.float32)
-        loc = tuple(float(v) for v in x.mean(axis=0))
+        # Mean and spread in float64: float32 squares overflow for values beyond 1.8e19.
+        loc = tuple(float(v) for v in x.mean(axis=0, dtype=np.float64))
         # A constant feature would divide by zero; leave it unscaled instead.
-        scale = tuple(float(v) if v > 0 else 1.0 for v in x.std(axis=0))
+        scale = tuple(float(v) if v > 0 else 1.0 for v in x.std(axis=0, dtype=np.float64))
+        x = elements["x"] = x.astype(np.float32)
     spec = DataSpec(
         name=name,
         shape=tuple(int(d) for d in x.shape[1:]),
@@ -245,10 +287,12 @@ def _resize(x: np.ndarray, size: int, value_range: tuple[float, float]) -> np.nd
 
 @SCHEMES.register("npz")
 def load_npz(path: str, split: str, image_size: int | None):
-    """`npz:<path>`: array `x`, optional labels `y`; the file is one split (`--split` ignored)."""
+    """`npz:<path>`: array `x`, optional labels `y`; the file is one split, `train`, which
+    `--split` may slice."""
     name = f"npz:{path}"
     if not os.path.isfile(path):
         raise UsageError(f"dataset {name!r}: no such file {path!r}; expected an existing .npz file")
+    check_one_split(name, split)
     try:
         with np.load(path, allow_pickle=False) as arrays:
             if "x" not in arrays.files:
@@ -261,8 +305,11 @@ def load_npz(path: str, split: str, image_size: int | None):
     except DataError:
         raise
     except Exception as error:  # numpy raises several types for a file that is not an npz
+        if "allow_pickle" in str(error) and zipfile.is_zipfile(path):
+            raise DataError(f"{path}: holds Python objects (pickled arrays), which are not read; save numeric "
+                            "arrays, e.g. np.savez(path, x=images.astype(np.uint8), y=labels)") from None
         raise DataError(f"{path}: cannot be read as a NumPy .npz archive ({type(error).__name__})") from None
-    return from_arrays(name, x, y, image_size=image_size)
+    return from_arrays(name, x, y, image_size=image_size, split=split)
 
 
 # --- images:<dir> ----------------------------------------------------------------------------
@@ -274,7 +321,12 @@ def load_images(directory: str, split: str, image_size: int | None):
     name = f"images:{directory}"
     if not os.path.isdir(directory):
         raise UsageError(f"dataset {name!r}: no such directory {directory!r}")
-    files, labels, class_names = _list_images(directory)
+    check_one_split(name, split, "folder")
+    try:
+        files, labels, class_names = _list_images(directory)
+    except OSError as error:
+        raise DataError(f"dataset {name!r}: {error.filename or directory} cannot be listed "
+                        f"({error.strerror or error})") from None
     if not files:
         raise UsageError(
             f"dataset {name!r}: no image files ({' '.join(IMAGE_EXTENSIONS)}) in {directory!r}"
@@ -301,7 +353,7 @@ def load_images(directory: str, split: str, image_size: int | None):
         )
     x = np.stack(images)
     y = np.asarray(labels, np.int64) if class_names else None
-    return from_arrays(name, x, y, class_names=tuple(class_names))
+    return from_arrays(name, x, y, class_names=tuple(class_names), split=split)
 
 
 def _list_images(directory: str):
@@ -483,7 +535,7 @@ def from_table(name: str, arrays: dict[str, np.ndarray], encoder: dict, splits: 
 
 
 def table_split(name: str, split: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A one-split table's rows for `--split`: every row, or a slice like train[:80%]."""
+    """A one-split table's rows for `--split`: every row (`train`), or a slice like train[:80%]."""
     if "[" in split:
         return split_examples(name, split, arrays)
     return arrays
@@ -495,6 +547,7 @@ def load_csv(path: str, split: str, image_size: int | None, table=None):
     (`train[:80%]`, `train[80%:]`); the encoder is fit on the whole file, so every slice of it
     is encoded alike."""
     name = f"csv:{path}"
+    check_one_split(name, split)
     arrays, encoder = tabular.load_csv(path, table)
     return from_table(name, table_split(name, split, arrays), encoder)
 

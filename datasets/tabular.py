@@ -9,8 +9,9 @@ NumPy strings. Column kinds are `continuous`, `integer`, `categorical`, `boolean
 Reading (`csv:<path>`): the first row is the header; every row must have as many cells. Cells
 that are empty or one of `NA`, `N/A`, `NaN`, `null`, `None`, `?` (any case) are missing. A
 column's kind is inferred from its non-missing cells: two values that read as a boolean pair
-(true/false, yes/no, t/f, y/n, 0/1) -> boolean; all integers -> integer; all numbers ->
-continuous; anything else -> categorical.
+(true/false, yes/no, t/f, y/n, 0/1) -> boolean; all integers (ASCII digits, within int64) ->
+integer; all numbers (finite, written in ASCII) -> continuous; anything else -> categorical.
+Continuous values beyond the float32 range are refused: samples and exports hold float32.
 
 Schema file (`--schema=schema.json`), every key optional:
 
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -74,6 +76,9 @@ MAX_DECIMALS = 8
 # Quantile levels are mapped affinely into [EPS, 1 - EPS] so the normal values stay finite (|z| < 4.8).
 EPS = 1e-6
 SCHEMA_KEYS = ("columns", "label", "missing")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Exports return continuous columns as float32; larger values would come back infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,17 +107,31 @@ def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
     except OSError as error:
         raise DataError(f"dataset 'csv:{path}' cannot be read ({error.strerror or error}); "
                         "expected a readable CSV file") from None
-    lines = list(csv.reader(text.splitlines(keepends=True)))
-    if not lines or not any(cell.strip() for cell in lines[0]):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = []
+    try:
+        for row in reader:
+            lines.append((reader.line_num, row))
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({error}); expected cells "
+                        "separated by commas, quoted with \" where they hold commas or line breaks") from None
+    if not lines or not any(cell.strip() for cell in lines[0][1]):
         raise DataError(f"{path}: empty file; expected a header row of column names and rows of values")
-    header = [name.strip() for name in lines[0]]
+    header = [name.strip() for name in lines[0][1]]
+    separator = next((mark for mark in ("\t", ";", "|") if len(header) == 1 and mark in header[0]), None)
+    if separator is not None or any("\t" in name for name in header):
+        raise DataError(f"{path}: the header is separated by {separator or chr(9)!r}, not commas; csv:<path> reads "
+                        "comma-separated values (save the file as CSV)")
     for index, name in enumerate(header):
         if not name:
             raise DataError(f"{path}: column {index + 1} of the header has no name; every column needs one")
+        if any(ord(character) < 32 or 127 <= ord(character) < 160 for character in name):
+            raise DataError(f"{path}: column name {name!r} holds control characters; name columns with "
+                            "printable text")
         if header.index(name) != index:
             raise DataError(f"{path}: column name {name!r} appears twice in the header; names must be unique")
     rows = []
-    for number, row in enumerate(lines[1:], start=2):
+    for number, row in lines[1:]:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if len(row) != len(header):
@@ -135,10 +154,15 @@ def read_schema(path: str) -> dict:
         raise UsageError(f"--schema={path}: no such file; expected a JSON file like "
                          '{"columns": {"age": "integer"}, "label": "churn"}')
     try:
-        with open(path, encoding="utf-8") as file:
+        with open(path, encoding="utf-8-sig") as file:
             schema = json.load(file)
     except (ValueError, UnicodeDecodeError) as error:
-        raise UsageError(f"--schema={path} is not valid JSON ({error})") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"--schema={path} is not valid JSON ({reason}); expected e.g. "
+                         '{"columns": {"age": "integer"}, "label": "churn"}') from None
+    except RecursionError:
+        raise UsageError(f"--schema={path} nests too deeply to be a schema; expected e.g. "
+                         '{"columns": {"age": "integer"}, "label": "churn"}') from None
     except OSError as error:
         raise UsageError(f"--schema={path} cannot be read ({error.strerror or error}); expected a readable "
                          "JSON file") from None
@@ -149,9 +173,13 @@ def read_schema(path: str) -> dict:
     if not isinstance(columns, dict):
         raise UsageError(f"--schema={path}: 'columns' must map column names to kinds")
     for name, kind in columns.items():
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise UsageError(f"--schema={path}: column {name!r} has kind {kind!r}; accepted: {', '.join(KINDS)}")
-    if schema.get("missing") is not None and schema["missing"] not in MISSING_POLICIES:
+    label = schema.get("label")
+    if label is not None and (not isinstance(label, str) or not label):
+        raise UsageError(f"--schema={path}: label={label!r}; expected a column name, or null for none")
+    if schema.get("missing") is not None and (not isinstance(schema["missing"], str)
+                                              or schema["missing"] not in MISSING_POLICIES):
         raise UsageError(f"--schema={path}: missing={schema['missing']!r}; accepted: {', '.join(MISSING_POLICIES)}")
     return schema
 
@@ -180,11 +208,18 @@ def boolean_pair(values) -> tuple[str, str] | None:
 
 
 def is_integer(token: str) -> bool:
+    """Whether `token` is an integer of ASCII digits (with a sign) that fits int64. Other digits,
+    such as '²' or '٣', which Python's `str.isdigit` accepts, are text."""
     digits = token[1:] if token[:1] in "+-" else token
-    return digits.isdigit()
+    return (digits.isascii() and digits.isdigit() and len(digits) <= 19
+            and INT64_MIN <= int(token) <= INT64_MAX)
 
 
 def is_number(token: str) -> bool:
+    """Whether `token` is a finite number written in ASCII (no digit separators '_', which
+    Python's `float` reads but other tools do not)."""
+    if not token.isascii() or "_" in token:
+        return False
     try:
         return math.isfinite(float(token))
     except ValueError:
@@ -199,7 +234,8 @@ def resolve(path: str, header: list[str], rows: list[list[str]], options: Option
         if name not in header:
             raise UsageError(f"--schema names column {name!r}, which {path} does not have; "
                              f"its columns: {', '.join(header)}")
-    label = options.label or schema.get("label")
+    # --label_column='' says: no label, whatever the schema names.
+    label = schema.get("label") if options.label is None else (options.label or None)
     if label is not None and label not in header:
         raise UsageError(f"label column {label!r} is not a column of {path}; its columns: {', '.join(header)}")
     missing = options.missing or schema.get("missing") or "impute"
@@ -236,9 +272,13 @@ def parse_columns(path: str, header, rows, kinds: dict, label: str | None, encod
             check = is_integer if kind == "integer" else is_number
             for number, (token, missing) in enumerate(zip(tokens, mask), start=2):
                 if not missing and not check(token):
-                    what = "an integer" if kind == "integer" else "a finite number"
+                    what = ("an integer of ASCII digits within int64" if kind == "integer" else
+                            "a finite number written in ASCII")
                     raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not {what} "
                                     f"(the column is {kind}; mark it \"categorical\" in --schema to keep text)")
+                if not missing and kind == "continuous" and abs(float(token)) > FLOAT32_MAX:
+                    raise DataError(f"{path}: line {number}, column {name!r}: {token} is beyond the float32 "
+                                    f"range (+-{FLOAT32_MAX:.4g}) that samples and exports hold; rescale the column")
             dtype = np.int64 if kind == "integer" else np.float64
             columns[name] = np.array([0 if m else (int(t) if kind == "integer" else float(t))
                                       for t, m in zip(tokens, mask)], dtype)
@@ -422,8 +462,12 @@ def labels(table: dict, encoder: dict) -> np.ndarray:
     """The label column as int64 class indices."""
     spec = encoder["label"]
     lookup = {value: index for index, value in enumerate(spec["classes"])}
-    return np.array([lookup[value.item() if hasattr(value, "item") else value] for value in table[spec["name"]]],
-                    np.int64)
+    try:
+        return np.array([lookup[value.item() if hasattr(value, "item") else value] for value in table[spec["name"]]],
+                        np.int64)
+    except KeyError as error:
+        raise DataError(f"label column {spec['name']!r} holds {error.args[0]!r}, a class the model was not trained "
+                        f"on; accepted: {', '.join(map(str, spec['classes']))}") from None
 
 
 def decode(x: np.ndarray, encoder: dict, y: np.ndarray | None = None, with_missing: bool = False) -> dict:

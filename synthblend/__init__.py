@@ -6,7 +6,8 @@
     images, labels = synth.sample(16, labels=[0, 1, 2, 3] * 4, seed=0)
 
 `Synthesizer`, `blend` and `load_data` are the API (`synthblend.trainers.synthesizer`); `models()` and
-`recipes()` list what there is. The subpackages are `synthblend.zoo` (models),
+`recipes()` list what there is. `Stopped` (a KeyboardInterrupt) ends a `fit` stopped by SIGTERM or
+Ctrl-C after saving the step reached. The subpackages are `synthblend.zoo` (models),
 `synthblend.datasets` (sources, pipeline, blending) and `synthblend.trainers` (the training loop,
 measures, commands). Importing the package changes nothing in the process: no matplotlib
 backend, no logging or flags, no file descriptors or environment variables.
@@ -15,9 +16,10 @@ backend, no logging or flags, no file descriptors or environment variables.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Synthesizer", "blend", "load_data", "models", "recipes", "recipe_path"]
+__all__ = ["Synthesizer", "blend", "load_data", "models", "recipes", "recipe_path", "Stopped"]
 
 _API = {name: "synthblend.trainers.synthesizer" for name in ("Synthesizer", "blend", "load_data")}
+_API["Stopped"] = "synthblend.trainers.lifecycle"
 
 
 def __getattr__(name: str):

@@ -24,6 +24,8 @@ def tiny_model(name, **overrides):
     model_class = zoo.get(name)
     shape = tiny_shape(name)
     arguments = {k: v for k, v in TINY_ARGUMENTS.items() if k in model_class.arguments()}
+    if name == "vae" and len(overrides.get("data_shape", shape)) == 3:
+        arguments.pop("depth")  # a vae on images has no MLP
     settings = {"data_shape": shape, "bounded": len(shape) == 3, **arguments, **overrides}
     return model_class(**settings)
 

@@ -105,8 +105,8 @@ def test_bad_blends_are_one_line_errors_that_change_nothing(conditional_export, 
          "needs a conditional model"),
         (blend_command.main, [*common, "--method=stack"], "--method"),
         (utility.main, ["--dataset=ring", f"--model_dir={unconditional}"], "needs a conditional model"),
-        (utility.main, ["--dataset=shapes", f"--model_dir={model_dir}", "--ratios=0,1"], "--ratios: 1.0"),
-        (utility.main, ["--dataset=shapes", f"--model_dir={model_dir}", "--ratios=a"], "must be numbers"),
+        (utility.main, ["--dataset=shapes", f"--model_dir={model_dir}", "--ratios=0,1"], "--ratios=0,1: 1 is not a share"),
+        (utility.main, ["--dataset=shapes", f"--model_dir={model_dir}", "--ratios=a"], "'a' is not a number"),
     ]
     before = snapshot(tmp_path)
     for main, argv, words in cases:

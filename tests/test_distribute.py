@@ -266,7 +266,8 @@ def test_sigterm_to_workers_saves_the_cluster_at_one_step_and_resumes(tmp_path, 
         worker.wait(timeout=120)
     print(f"SIGTERM to worker(s) {signalled}: both exited {time.perf_counter() - signalled_at:.2f}s after it")
     outputs = [log.read_text() for log in logs]
-    assert [worker.returncode for worker in workers] == [0, 0], [output[-3000:] for output in outputs]
+    # Every worker exits 42 (saved, run me again), whichever got the signal.
+    assert [worker.returncode for worker in workers] == [42, 42], [output[-3000:] for output in outputs]
     steps = [int(re.search(r"stopped by SIGTERM to a worker at step (\d+)", output).group(1)) for output in outputs]
     assert steps[0] == steps[1] and 10 <= steps[0] < 100000, steps
     checkpoints = tmp_path / "run" / "checkpoints"
@@ -274,6 +275,7 @@ def test_sigterm_to_workers_saves_the_cluster_at_one_step_and_resumes(tmp_path, 
     assert latest.endswith(f"ckpt-{steps[0]}"), latest
     # The other worker's temporary saves are gone, and the handler wrote nothing of its own.
     assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "run"))
+    assert not (tmp_path / "run" / ".lock").exists(), "the chief's lock outlived the run"
     assert all(name == "checkpoint" or name.startswith("ckpt-") for name in os.listdir(checkpoints))
 
     again, logs = start_workers(tmp_path, [*flags, f"--train_steps={steps[0] + 10}"], "again")

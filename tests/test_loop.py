@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from synthblend.trainers.lifecycle import Stopped
 from synthblend.trainers.loop import ExponentialMovingAverage, Trainer, TrainerConfig
 from synthblend.zoo.base import GenerativeModel
 from synthblend.zoo.registry import TrainingError
@@ -155,12 +156,39 @@ def test_sigterm_saves_and_stops_after_the_current_call(tmp_path):
 
     run = Trainer(Counter(), ones(), str(tmp_path), TrainerConfig(steps_per_call=5, sample_every=5,
                                                                   checkpoint_every=100), picture=picture)
-    run.lines = []
-    run.log = run.lines.append
-    run.train(100)
+    with pytest.raises(Stopped) as stop:
+        run.train(100)
     assert int(run.step.numpy()) == 5
     assert run.checkpoints.latest_checkpoint.endswith("ckpt-5")
-    assert any("SIGTERM" in line for line in run.lines)
+    assert str(stop.value).startswith("stopped by SIGTERM at step 5 of 100; checkpoint saved")
+    assert stop.value.exit_code == 42
+
+
+def test_ctrl_c_saves_and_stops_as_sigterm_does_and_a_second_one_interrupts_at_once(tmp_path):
+    signals = []
+
+    def picture(samples, path, columns):
+        from synthblend.trainers import pictures
+
+        pictures.save_histograms(samples, path)
+        if not os.path.basename(path).startswith("step_"):
+            return
+        signals.append(path)
+        os.kill(os.getpid(), signal.SIGINT)
+        if len(signals) == 2:  # in the resumed run, a second Ctrl-C right after the first
+            os.kill(os.getpid(), signal.SIGINT)
+
+    config = TrainerConfig(steps_per_call=5, sample_every=5, checkpoint_every=100)
+    handler = signal.getsignal(signal.SIGINT)
+    run = Trainer(Counter(), ones(), str(tmp_path), config, picture=picture)
+    with pytest.raises(Stopped) as stop:
+        run.train(100)
+    assert stop.value.exit_code == 130 and "SIGINT (Ctrl-C) at step 5 of 100" in str(stop.value)
+    assert run.checkpoints.latest_checkpoint.endswith("ckpt-5")
+    with pytest.raises(KeyboardInterrupt) as again:
+        Trainer(Counter(), ones(), str(tmp_path), config, picture=picture).train(100)
+    assert not isinstance(again.value, Stopped)
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_ema_warms_up_and_swaps_back():
@@ -188,7 +216,8 @@ def test_sigterm_during_a_long_call_stops_within_one_step(tmp_path):
     initial = kernel(run)
     signaller = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
     signaller.start()
-    run.train(10**6)
+    with pytest.raises(Stopped):
+        run.train(10**6)
     signaller.join()
     step = int(run.step.numpy())
     assert 0 < step < 10**6

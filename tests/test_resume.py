@@ -4,9 +4,11 @@ These tests start TensorFlow four times each (several seconds per start on 2 sha
 each takes about a minute: the price of killing a real process.
 """
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +44,11 @@ def run_until(argv, pattern):
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "".join(lines)
     return lines
+
+
+def lock_record(model_dir):
+    with open(os.path.join(model_dir, ".lock")) as file:
+        return json.load(file)
 
 
 def final_variables(model_dir):
@@ -99,14 +106,26 @@ def test_sigterm_in_a_long_call_saves_the_step_reached_and_resumes(tmp_path):
         if line.startswith("resumed from"):
             break
     time.sleep(5)  # tracing, then training steps inside the one long call
+    # A second training into the same folder meanwhile is refused, naming the first: 75, try later.
+    second = subprocess.run(command(model_dir, *flags, "--train_steps=100000"), cwd=ROOT, capture_output=True,
+                            text=True, env=environment(), timeout=120)
+    assert second.returncode == 75, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"error: --model_dir={model_dir} is in use by training (pid {process.pid} on {socket.gethostname()}, "
+        f"since {lock_record(model_dir)['since']}); wait for it to end or stop it (its lock "
+        f"{model_dir / '.lock'} goes when it ends)"
+    ]
     signalled = time.perf_counter()
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0]
     latency = time.perf_counter() - signalled
-    assert process.returncode == 0, output
-    step = int(re.search(r"stopped by SIGTERM at step (\d+)", output).group(1))
+    # 42: saved, run me again (a scheduler restarts it); the one line says where it stopped.
+    assert process.returncode == 42, output
+    step = int(re.search(r"^stopped by SIGTERM at step (\d+) of 100000; checkpoint saved; run the same command "
+                         r"again to resume$", output, re.MULTILINE).group(1))
     assert 10 < step < 100000
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(f"ckpt-{step}")
+    assert not (model_dir / ".lock").exists()
     print(f"SIGTERM at step ~{step}: exited {latency:.2f}s after the signal")
     again = subprocess.run(command(model_dir, *flags, f"--train_steps={step + 5}"), cwd=ROOT, check=True,
                            capture_output=True, text=True, env=environment())

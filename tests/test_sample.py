@@ -2,6 +2,7 @@
 chunked writing that leaves nothing half-written, and bad input."""
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -108,7 +109,9 @@ def test_samples_come_in_the_training_class_shares_by_default(conditional_export
     assert np.bincount(np.load(tmp_path / "u.npz")["y"], minlength=4).tolist() == [100] * 4
 
 
-def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(vector_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("signal_number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 42)], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_run_leaves_nothing_and_keeps_the_old_output(vector_run, tmp_path, monkeypatch, signal_number,
+                                                                code):
     path = tmp_path / "s.npz"
     path.write_bytes(b"old")
     calls = []
@@ -116,14 +119,15 @@ def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(vector_run, 
     def failing_draw(self, count, seed, labels=None):
         calls.append(count)
         if len(calls) == 2:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal_number)
         return np.zeros((count, 2), np.float32)
 
     monkeypatch.setattr(sample.ModelSource, "draw", failing_draw)
-    code, _, err = run_tool(sample.main, f"--model_dir={vector_run}", f"--output={path}", "--num_samples=10",
-                            "--chunk_size=4", "--overwrite")
-    assert code == 130 and "interrupted" in err
+    exit_code, _, err = run_tool(sample.main, f"--model_dir={vector_run}", f"--output={path}", "--num_samples=10",
+                                 "--chunk_size=4", "--overwrite")
+    assert exit_code == code and f"stopped by {signal_number.name}" in err and "nothing half-written" in err
     assert os.listdir(tmp_path) == ["s.npz"] and path.read_bytes() == b"old"
+    assert len(calls) == 2
 
 
 def test_bad_sampling_requests_are_one_line_errors_that_change_nothing(conditional_export, vector_run, tmp_path):
@@ -137,7 +141,7 @@ def test_bad_sampling_requests_are_one_line_errors_that_change_nothing(condition
     empty.mkdir()
     out = f"--output={tmp_path / 'new.npz'}"
     cases = [
-        ([f"--model_dir={model_dir}", out, "--num_samples=0"], "--num_samples=0 must be at least 1"),
+        ([f"--model_dir={model_dir}", out, "--num_samples=0"], "--num_samples=0: 0 is not an integer in the range [1,"),
         ([f"--model_dir={model_dir}", out, "--num_samples=-5"], "--num_samples=-5"),
         ([out, "--num_samples=5"], "give one of --model_dir"),
         ([f"--model_dir={model_dir}", f"--export_dir={export_dir}", out, "--num_samples=5"], "give one of"),

@@ -211,11 +211,14 @@ def test_npz_column_labels_are_flattened(tmp_path):
     assert [e["y"] for e in _elements(dataset)] == [1, 0, 4]
 
 
-def test_npz_ignores_the_split(tmp_path):
-    path = _npz(tmp_path, x=np.zeros((2, 3), np.float32))
-    _, train = sources.load(f"npz:{path}", split="train")
-    _, test = sources.load(f"npz:{path}", split="test")
-    assert train == test
+def test_npz_is_one_split_that_may_be_sliced(tmp_path):
+    path = _npz(tmp_path, x=np.arange(20, dtype=np.float32).reshape(10, 2), y=np.arange(10) % 2)
+    _, whole = sources.load(f"npz:{path}", split="train")
+    dataset, part = sources.load(f"npz:{path}", split="train[:40%]")
+    assert whole.num_examples == 10 and part.num_examples == 4
+    assert [e["x"].tolist() for e in _elements(dataset)] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    with pytest.raises(UsageError, match=r"--split=test: .* is one file, so its only split is train"):
+        sources.load(f"npz:{path}", split="test")
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
@@ -245,9 +248,10 @@ def test_npz_image_size_keeps_float_range(tmp_path, low, expected):
     assert resized.value_range == expected
 
 
-def test_npz_image_size_does_not_touch_vectors(tmp_path):
-    _, spec = sources.load(f"npz:{_npz(tmp_path, x=np.zeros((2, 5), np.float32))}", image_size=4)
-    assert spec.shape == (5,)
+def test_npz_image_size_is_refused_for_vectors(tmp_path):
+    """It would change nothing: vectors are not resized."""
+    with pytest.raises(UsageError, match=r"--image_size=4 applies to images; .* holds vectors of shape \(5,\)"):
+        sources.load(f"npz:{_npz(tmp_path, x=np.zeros((2, 5), np.float32))}", image_size=4)
 
 
 def test_npz_missing_file(tmp_path):

@@ -91,12 +91,16 @@ def main(argv):
     if table is not None and F.BLEND_METHOD.value != "mix":
         raise UsageError(f"--method={F.BLEND_METHOD.value} does not apply to tables; accepted: mix")
     real, real_spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=table)
+    cli.refuse_unless(F.BLEND_METHOD.value == "mix" or "y" not in real.element_spec, F.CLASS_BALANCE,
+                      "changes nothing with --method=interpolate: each real example is paired with a synthetic "
+                      "one of its own class")
     if tuple(real_spec.shape) != tuple(source.spec.shape):
         raise UsageError(f"--dataset={F.DATASET.value} holds examples of shape {real_spec.shape}, "
                          f"the model makes {source.spec.shape}; use the data it was trained on, or --image_size")
     stream = blended_dataset(real, real_spec, source, F.BLEND_METHOD.value, ratio, F.SEED.value,
                              F.CLASS_BALANCE.value)
-    counts = write(stream.take(num).batch(CHUNK), path, num, real_spec, "y" in stream.element_spec)
+    with sample.writing(path, F.OVERWRITE.value, False, "blending"):
+        counts = write(stream.take(num).batch(CHUNK), path, num, real_spec, "y" in stream.element_spec)
     shares = ", ".join(f"{name} {count / num:.3f} ({count})" for name, count in sorted(counts.items()))
     print(f"wrote {num} examples ({shares}) -> {path}")
 

@@ -4,7 +4,8 @@ The commands are `synthblend-<name>` (or `python -m synthblend <name>`), one per
 `COMMANDS`. `execute(main, argv, command_flags)` defines the command's flags into a fresh
 `absl.flags.FlagValues`, parses `argv` and calls `main`. A bad flag value or a `UserError` raised
 by `main` ends as one line on stderr, `error: ...`, and exit status 2 (usage) or 1 (runtime),
-with no traceback unless `--verbose`.
+with no traceback unless `--verbose`; a stop by SIGTERM or Ctrl-C ends as one line and status
+42 or 130 (the statuses are listed in `trainers.lifecycle`).
 
 Importing this module changes nothing in the process; `launch` (a command's entry point) quiets
 TensorFlow's start-up and sets Python's logging levels, as a program's `main` may.
@@ -12,8 +13,10 @@ TensorFlow's start-up and sets Python's logging levels, as a program's `main` ma
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import io
 import logging as python_logging
 import os
 import sys
@@ -81,9 +84,11 @@ def check_writable_dir(path: str, flag: str) -> None:
 
 
 def guarded(main):
-    """Wraps `main` so that a `UserError` ends as one line and its exit status."""
+    """Wraps `main` so that a `UserError` ends as one line and its exit status, and a stop by
+    SIGTERM or Ctrl-C as one line and status 42 or 130 (`trainers.lifecycle`)."""
     from absl import logging
 
+    from synthblend.trainers import lifecycle
     from synthblend.trainers.flags import VERBOSE
     from synthblend.zoo.registry import UsageError, UserError
 
@@ -95,18 +100,30 @@ def guarded(main):
         try:
             if len(argv) > 1:
                 raise UsageError(f"unexpected argument {argv[1]!r}; flags look like --name=value")
-            return main(argv)
+            with lifecycle.stop_on_sigterm():
+                return main(argv)
         except UserError as error:
             if VERBOSE.value:
                 raise
             fail(str(error), error.exit_code)
+        except lifecycle.Stopped as stop:
+            print(stop, file=sys.stderr)
+            sys.exit(stop.exit_code)
         except KeyboardInterrupt:
-            fail("interrupted", 130)
+            print("stopped by SIGINT (Ctrl-C) before finishing; nothing half-written is left; run the same "
+                  "command again", file=sys.stderr)
+            sys.exit(lifecycle.INTERRUPTED)
         except MemoryError as error:
             if VERBOSE.value:
                 raise
             fail(f"out of memory ({str(error).splitlines()[0] if str(error) else 'MemoryError'}); "
                  "use less data, a smaller --image_size or --batch_size", 1)
+        except Exception as error:  # TensorFlow's out of memory: a tensor larger than the machine
+            if VERBOSE.value or type(error).__name__ != "ResourceExhaustedError":
+                raise
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "ResourceExhaustedError"
+            fail(f"out of memory ({reason[:300]}); use less data, a smaller model (--width), --image_size or "
+                 "--batch_size", 1)
 
     return wrapped
 
@@ -177,7 +194,7 @@ def execute(main, argv: list[str], command_flags=(), command: str | None = None)
     from absl import flags
 
     from synthblend.trainers import flags as F
-    from synthblend.zoo.registry import UserError
+    from synthblend.zoo.registry import UsageError, UserError
 
     command = command or main.__module__.rpartition(".")[2]
     if any(argument in HELP for argument in argv[1:]):
@@ -187,7 +204,12 @@ def execute(main, argv: list[str], command_flags=(), command: str | None = None)
     try:
         if F.RECIPE in command_flags:
             argv = _expand_recipe(argv)
-        remaining = flag_values(argv)
+        with contextlib.redirect_stderr(io.StringIO()) as warnings:
+            remaining = flag_values(argv)
+        if "circular flagfile" in warnings.getvalue():
+            circular = warnings.getvalue().strip().rpartition("Ignoring flagfile:")[2].strip()
+            raise UsageError(f"--flagfile={circular} reads itself again (a circular --flagfile); remove that line")
+        sys.stderr.write(warnings.getvalue())
     except UserError as error:
         fail(str(error), error.exit_code)
     except flags.UnrecognizedFlagError as error:
@@ -195,6 +217,9 @@ def execute(main, argv: list[str], command_flags=(), command: str | None = None)
     except flags.Error as error:
         # absl prefixes some messages (a flagfile that cannot be opened) with its own "ERROR::".
         fail(str(error).splitlines()[0].removeprefix("ERROR:: "), 2)
+    except UnicodeDecodeError as error:
+        fail(f"a --flagfile is not UTF-8 text ({error.reason} at byte {error.start}); recipes are text files of "
+             "--name=value lines", 2)
     with F.bound(flag_values):
         sys.exit(guarded(main)(remaining))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -62,22 +63,52 @@ def strategy_for(name: str, tpu: str = "") -> tf.distribute.Strategy:
     raise UsageError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}")
 
 
+TF_CONFIG_JOBS = ("chief", "worker")  # the jobs MultiWorkerMirroredStrategy runs
+_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+
+
 def check_tf_config(text: str | None) -> dict:
     """The parsed TF_CONFIG of a multi-worker process; UsageError naming what is wrong."""
     example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
     if not text:
         raise UsageError(f"--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. {example}")
+    shown = text if len(text) <= 200 else text[:200] + "..."
+
+    def invalid(why: str) -> UsageError:
+        return UsageError(f"TF_CONFIG={shown!r} is not valid: {why}; expected e.g. {example}")
+
     try:
         config = json.loads(text)
-        workers = config["cluster"]["worker"]
-        task_type, index = config["task"]["type"], int(config["task"]["index"])
-    except (ValueError, TypeError, KeyError) as error:
-        raise UsageError(f"TF_CONFIG={text!r} is not valid ({type(error).__name__}: {error}); expected e.g. {example}")
-    tasks = config["cluster"].get(task_type)
-    if not isinstance(workers, list) or not workers or not isinstance(tasks, list) or not 0 <= index < len(tasks):
-        raise UsageError(
-            f"TF_CONFIG={text!r}: task {task_type}:{index} is not in the cluster; expected e.g. {example}"
-        )
+    except (ValueError, RecursionError) as error:
+        raise invalid(f"not JSON ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    if not isinstance(config, dict):
+        raise invalid(f"a JSON {type(config).__name__}, not an object")
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or "worker" not in cluster:
+        raise invalid('no "cluster" object with a "worker" job')
+    for job, addresses in cluster.items():
+        if job not in TF_CONFIG_JOBS:
+            raise invalid(f"job {job!r} in the cluster; accepted jobs: {', '.join(TF_CONFIG_JOBS)}")
+        if not isinstance(addresses, list) or not addresses:
+            raise invalid(f"job {job!r} is not a list of \"host:port\" addresses")
+        for address in addresses:
+            match = _ADDRESS.fullmatch(address) if isinstance(address, str) else None
+            if match is None or not 1 <= int(match.group(2)) <= 65535:
+                raise invalid(f"{address!r} of job {job!r} is not a \"host:port\" address (port 1..65535)")
+    if len(cluster.get("chief", [])) > 1:
+        raise invalid(f"{len(cluster['chief'])} chiefs; a cluster has at most one")
+    everyone = [address for addresses in cluster.values() for address in addresses]
+    twice = sorted({address for address in everyone if everyone.count(address) > 1})
+    if twice:
+        raise invalid(f"address {twice[0]!r} is given to two tasks")
+    if not isinstance(task, dict):
+        raise invalid('no "task" object naming this process\'s job and index')
+    task_type, index = task.get("type"), task.get("index")
+    if not isinstance(task_type, str) or task_type not in cluster:
+        raise invalid(f"task type {task_type!r} is not a job of the cluster ({', '.join(cluster)})")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
+        raise invalid(f"task {task_type}:{index} is not in the cluster, whose {task_type} job has indices "
+                      f"0..{len(cluster[task_type]) - 1}")
     return config
 
 

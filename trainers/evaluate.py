@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from synthblend.datasets import embedded, sources, tabular
 from synthblend.datasets.sources import DataSpec
-from synthblend.trainers import measures, pictures
+from synthblend.trainers import lifecycle, measures, pictures
 from synthblend.trainers import sample
 from synthblend.trainers.sample import class_labels
 from synthblend.zoo.registry import DataError, UsageError
@@ -183,9 +183,17 @@ def evaluate(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report
              inception: keras.Model | None = None, real_examples: int = 20000, holdout: dict | None = None) -> dict:
     """Measures `num` samples of `source` against up to `real_examples` real ones (for the
     classifier and memorisation) and writes the report; returns it. `holdout` is real held-out
-    data (`x`, `y`) to compare with instead of the source's own."""
-    if spec.table is not None:
-        return evaluate_table(source, spec, num, seed, report_dir, real_examples, holdout)
+    data (`x`, `y`) to compare with instead of the source's own. The report's files appear in
+    `report_dir` together, when all are written (`lifecycle.staged`)."""
+    with lifecycle.staged(report_dir) as staging:
+        if spec.table is not None:
+            return evaluate_table(source, spec, num, seed, staging, real_examples, holdout)
+        return evaluate_arrays(source, spec, num, seed, cache_dir, staging, inception, real_examples, holdout)
+
+
+def evaluate_arrays(source, spec: DataSpec, num: int, seed: int, cache_dir: str, report_dir: str,
+                    inception: keras.Model | None, real_examples: int, holdout: dict | None) -> dict:
+    """The report of images or vectors (`evaluate`), written into `report_dir`."""
     train, holdout = load_real(source.record, spec, max(num, real_examples), holdout)
     seen, given = holdout.pop("seen"), holdout.pop("given", False)
     num = min(num, len(holdout["x"]), len(train["x"]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 from synthblend.trainers import cli, flags as F
@@ -32,7 +33,7 @@ from synthblend.trainers import cli, flags as F
 import keras
 
 from synthblend.datasets import tabular
-from synthblend.trainers import restore
+from synthblend.trainers import lifecycle, restore
 from synthblend.zoo.registry import UsageError
 
 METADATA_FILE = os.path.join("assets.extra", "synthblend.json")
@@ -41,10 +42,11 @@ SERVING_CONFIG = "models.config"
 
 
 def versions(export_dir: str) -> list[int]:
-    """The complete version numbers under `export_dir`, ascending."""
+    """The complete version numbers under `export_dir`, ascending: folders named by ASCII digits,
+    the only ones TF Serving reads as versions (not '²', which `str.isdigit` also accepts)."""
     if not os.path.isdir(export_dir):
         return []
-    return sorted(int(name) for name in os.listdir(export_dir) if name.isdigit())
+    return sorted(int(name) for name in os.listdir(export_dir) if name.isascii() and name.isdigit())
 
 
 def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> str:
@@ -69,9 +71,10 @@ def export(trained: restore.TrainedModel, export_dir: str, max_samples: int) -> 
         os.makedirs(os.path.dirname(os.path.join(partial, METADATA_FILE)), exist_ok=True)
         with open(os.path.join(partial, METADATA_FILE), "w") as file:
             json.dump(metadata(trained, max_samples, signatures), file, indent=2)
-        if os.path.exists(final):
-            raise UsageError(f"version {final} appeared while exporting; export again")
-        os.rename(partial, final)
+        with lifecycle.uninterrupted():
+            if os.path.exists(final):
+                raise UsageError(f"version {final} appeared while exporting; export again")
+            os.rename(partial, final)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final
@@ -176,9 +179,22 @@ def export_run(trained: restore.TrainedModel, export_dir: str, max_samples: int,
     default /models/<name>); returns the version's path, the config's, the name and base path."""
     cli.check_writable_dir(export_dir, "--export_dir")
     name = serving_name or os.path.basename(os.path.normpath(os.path.abspath(export_dir)))
+    check_serving_name(name, export_dir, given=bool(serving_name))
     base_path = serving_base_path or f"/models/{name}"
-    path = export(trained, export_dir, max_samples)
-    return path, write_serving_config(export_dir, name, base_path), name, base_path
+    # One export at a time into a folder: two would pick the same next version.
+    with lifecycle.hold(export_dir, f"--export_dir={export_dir}", "an export"):
+        path = export(trained, export_dir, max_samples)
+        return path, write_serving_config(export_dir, name, base_path), name, base_path
+
+
+def check_serving_name(name: str, export_dir: str, given: bool) -> None:
+    """UsageError unless `name` (given, or the export folder's name) can name a TF Serving model."""
+    if re.fullmatch(F.SERVING_NAME_PATTERN, name):
+        return
+    if given:
+        raise UsageError(f"--serving_name={name!r} is not {F.SERVING_NAME_ACCEPTED}")
+    raise UsageError(f"--export_dir={export_dir}: the folder's name {name!r}, the default --serving_name, is not "
+                     f"{F.SERVING_NAME_ACCEPTED}; pass --serving_name")
 
 
 def main(argv):
@@ -186,6 +202,7 @@ def main(argv):
     export_dir = F.EXPORT_DIR.value
     cli.check_writable_dir(export_dir, "--export_dir")
     trained = restore.load(F.MODEL_DIR.value, use_average=F.USE_EMA.value)
+    restore.check_use_ema(trained, F.MODEL_DIR.value)
     path, config, name, base_path = export_run(trained, export_dir, F.MAX_SAMPLES.value, F.SERVING_NAME.value,
                                                F.SERVING_BASE_PATH.value)
     weights = "moving-average" if trained.averaged else "trained"

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import inspect
+import math
 import os
+import re
 
 from absl import flags
 
@@ -47,9 +50,127 @@ class Flag:
     def present(self) -> bool:
         return bool(self._parsed().present)
 
+    @property
+    def defined(self) -> bool:
+        """Whether the running command has this flag."""
+        return bool(_PARSED) and self.name in _PARSED[-1]
+
 
 def declare(define, name: str, *args, **kwargs) -> Flag:
     return Flag(define, name, *args, **kwargs)
+
+
+# -- values checked as they are parsed: a bad one is `flag --name=<as given>: <why>`, exit 2 ------
+INT32 = 2**31 - 1  # counts and seeds become int32/int64 tensors; nothing meaningful is larger
+
+
+class FiniteFloat(flags.FloatParser):
+    """A float in a range, never NaN or infinite (absl's own bounds let `nan` through).
+    `lower`/`upper` are inclusive, `above`/`below` exclusive."""
+
+    def __init__(self, lower=None, upper=None, above=None, below=None):
+        super().__init__()
+        self.lower, self.upper, self.above, self.below = lower, upper, above, below
+        low = f"[{lower:g}" if lower is not None else f"({above:g}" if above is not None else None
+        high = f"{upper:g}]" if upper is not None else f"{below:g})" if below is not None else None
+        if low and high:
+            bounds = f" in {low}, {high}"
+        elif low:
+            bounds = f" >= {lower:g}" if lower is not None else f" > {above:g}"
+        elif high:
+            bounds = f" <= {upper:g}" if upper is not None else f" < {below:g}"
+        else:
+            bounds = ""
+        self.syntactic_help = "a finite number" + bounds
+
+    def is_outside_bounds(self, value) -> bool:
+        return (not math.isfinite(value) or (self.lower is not None and value < self.lower)
+                or (self.upper is not None and value > self.upper) or (self.above is not None and value <= self.above)
+                or (self.below is not None and value >= self.below))
+
+
+class Text(flags.ArgumentParser):
+    """A string flag that cannot be empty (or only spaces): given empty, it would silently fall
+    back to its default or mean nothing. `pattern` (a regular expression the whole value must
+    match) and `accepted` (what to say is accepted) check its form."""
+
+    def __init__(self, accepted: str = "a non-empty value", pattern: str | None = None):
+        super().__init__()
+        self.accepted, self.pattern = accepted, pattern
+
+    def parse(self, argument):
+        if argument is None:
+            return None
+        text = super().parse(argument)
+        if not text.strip():
+            raise ValueError(f"empty; give {self.accepted}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, text):
+            raise ValueError(f"{text!r} is not {self.accepted}")
+        return text
+
+
+class Items(flags.ListParser):
+    """A comma-separated list of distinct items, none empty (`a,,b`, `a,`), and not empty itself
+    (`--name=`); `check(item)` returns why an item is bad, or None."""
+
+    def __init__(self, what: str, check=None):
+        super().__init__()
+        self.what, self.check = what, check
+
+    def parse(self, argument):
+        items = super().parse(argument)
+        if not items:
+            raise ValueError(f"names no {self.what}; give one or more, separated by commas")
+        for item in items:
+            if not item:
+                raise ValueError(f"an empty {self.what} between commas; give each {self.what} once")
+            problem = self.check(item) if self.check else None
+            if problem:
+                raise ValueError(problem)
+        duplicates = sorted({item for item in items if items.count(item) > 1})
+        if duplicates:
+            raise ValueError(f"{duplicates[0]!r} is given twice; give each {self.what} once")
+        return items
+
+
+def parsed(parser, serializer=None):
+    """A `define` for `declare` that parses values with `parser` (see FiniteFloat, Text, Items)."""
+
+    def define(name, default, help_text, flag_values):
+        flags.DEFINE(parser, name, default, help_text, flag_values=flag_values, serializer=serializer)
+
+    return define
+
+
+def finite(**bounds):
+    """A float flag: a finite number within `bounds` (FiniteFloat's lower, upper, above, below)."""
+    return parsed(FiniteFloat(**bounds))
+
+
+def text(accepted: str = "a non-empty value", pattern: str | None = None):
+    """A string flag that must not be empty (see Text)."""
+    return parsed(Text(accepted, pattern))
+
+
+def items(what: str, check=None):
+    """A list flag of non-empty, distinct items (see Items)."""
+    return parsed(Items(what, check), flags.CsvListSerializer(","))
+
+
+def share(item: str) -> str | None:
+    """Why `item` is not a share of synthetic data in [0, 1), or None."""
+    try:
+        value = float(item)
+    except ValueError:
+        return f"{item!r} is not a number; give shares of synthetic data in [0, 1)"
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        return f"{item} is not a share of synthetic data in [0, 1)"
+    return None
+
+
+# TF Serving finds a model by this name in URLs (/v1/models/<name>) and its config.
+SERVING_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+SERVING_NAME_ACCEPTED = "a model name of letters, digits, '.', '_' and '-' (TF Serving's URLs name the model)"
 
 
 @contextlib.contextmanager
@@ -64,12 +185,12 @@ def bound(flag_values: flags.FlagValues):
 
 # -- what to train on, where to write --------------------------------------------------------
 MODEL = declare(flags.DEFINE_enum, "model", None, MODELS.names(), "Model to train.")
-DATASET = declare(flags.DEFINE_string,
+DATASET = declare(text("a data source"),
     "dataset", None,
     "Data source: tfds:<name>, npz:<path>, images:<dir>, csv:<path>, or an embedded dataset "
     "(shapes, ring, grid, purchases).",
 )
-SCHEMA = declare(flags.DEFINE_string,
+SCHEMA = declare(text("the path of a JSON file"),
     "schema", None,
     'Tables: JSON file overriding inferred column kinds, e.g. {"columns": {"zip": "categorical"}, "label": "churn"} '
     "(kinds: continuous, integer, categorical, boolean, ignore).",
@@ -84,46 +205,54 @@ MISSING = declare(flags.DEFINE_enum,
     "Tables: missing cells are imputed (median / most frequent, plus a missing-indicator column; the default) "
     "or their rows dropped.",
 )
-SPLIT = declare(flags.DEFINE_string, "split", "train",
-        "Split of --dataset to read: to train on (train), or the real examples to blend with (blend, utility).")
-EVAL_SPLIT = declare(flags.DEFINE_string,
+SPLIT = declare(text("a split such as train or train[:80%]"), "split", "train",
+        "Split of --dataset to read: to train on (train), or the real examples to blend with (blend, utility); "
+        "a slice such as train[:80%] takes part of it. npz:, images: and csv: sources are one split, train.")
+EVAL_SPLIT = declare(text("a split such as test, or none"),
     "eval_split", "test",
-    "Held-out split for the model's held-out metrics (e.g. the VAE's ELBO), when the dataset has it; "
-    "'none' measures none.",
+    "Held-out split for the model's held-out metrics (the VAE's ELBO; other models have none), when the dataset "
+    "has it; 'none' measures none.",
 )
 AUGMENT = declare(flags.DEFINE_string,
     "augment", None,
     "Augment training images with Keras preprocessing layers, e.g. flip,rotate:0.1,zoom:0.1,translate:0.1,"
-    "contrast:0.2,brightness:0.2 (names: flip, vflip, rotate, zoom, translate, contrast, brightness).",
+    "contrast:0.2,brightness:0.2 (names: flip, vflip, rotate, zoom, translate, contrast, brightness; '' for none).",
 )
 IMAGE_SIZE = declare(flags.DEFINE_integer,
     "image_size", None, "Resize images to this side length (needed for images of mixed sizes); at most 512, "
     "as the whole dataset is held resized in memory.", lower_bound=1, upper_bound=512,
 )
-MODEL_DIR = declare(flags.DEFINE_string,
+MODEL_DIR = declare(text("a directory"),
     "model_dir", None, "A run's directory (config.json, checkpoints, TensorBoard events, pictures): train "
     "writes it and resumes from its latest checkpoint; the other commands read that checkpoint.",
 )
 
 # -- the loop ---------------------------------------------------------------------------------
-TRAIN_STEPS = declare(flags.DEFINE_integer, "train_steps", 10000, "Train until this step.", lower_bound=1)
+TRAIN_STEPS = declare(flags.DEFINE_integer, "train_steps", 10000, "Train until this step.", lower_bound=1,
+                      upper_bound=INT32)
 BATCH_SIZE = declare(flags.DEFINE_integer,
-    "batch_size", 64, "Examples per step, over all replicas (a multiple of their number).", lower_bound=1
+    "batch_size", 64, "Examples per step, over all replicas (a multiple of their number); at most 65536, as a "
+    "batch is held in memory.", lower_bound=1, upper_bound=65536,
 )
 STEPS_PER_CALL = declare(flags.DEFINE_integer,
-    "steps_per_call", 100, "Training steps run inside one compiled call.", lower_bound=1
+    "steps_per_call", 100, "Training steps run inside one compiled call.", lower_bound=1, upper_bound=INT32
 )
-CHECKPOINT_EVERY = declare(flags.DEFINE_integer, "checkpoint_every", 1000, "Save every N steps.", lower_bound=1)
-KEEP_CHECKPOINTS = declare(flags.DEFINE_integer, "keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1)
-LOG_EVERY = declare(flags.DEFINE_integer, "log_every", 100, "Progress line and scalars every N steps.", lower_bound=1)
-SAMPLE_EVERY = declare(flags.DEFINE_integer, "sample_every", 1000, "Picture of samples every N steps.", lower_bound=1)
-EMA_DECAY = declare(flags.DEFINE_float,
+CHECKPOINT_EVERY = declare(flags.DEFINE_integer, "checkpoint_every", 1000, "Save every N steps.", lower_bound=1,
+                           upper_bound=INT32)
+KEEP_CHECKPOINTS = declare(flags.DEFINE_integer, "keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1,
+                           upper_bound=INT32)
+LOG_EVERY = declare(flags.DEFINE_integer, "log_every", 100, "Progress line and scalars every N steps.", lower_bound=1,
+                    upper_bound=INT32)
+SAMPLE_EVERY = declare(flags.DEFINE_integer, "sample_every", 1000, "Picture of samples every N steps.", lower_bound=1,
+                       upper_bound=INT32)
+EMA_DECAY = declare(finite(lower=0.0, upper=0.99999),
     "ema_decay", 0.0, "Decay of the moving average of generator weights used for pictures and export "
     "(e.g. 0.999); 0 turns it off.",
-    lower_bound=0.0, upper_bound=0.99999,
 )
-SHUFFLE_BUFFER = declare(flags.DEFINE_integer, "shuffle_buffer", 10000, "Shuffle buffer size.", lower_bound=1)
-SEED = declare(flags.DEFINE_integer, "seed", 0, "Seed of the data order and the model's random streams.")
+SHUFFLE_BUFFER = declare(flags.DEFINE_integer, "shuffle_buffer", 10000, "Shuffle buffer size (examples held in "
+                         "memory; at most 10000000).", lower_bound=1, upper_bound=10_000_000)
+SEED = declare(flags.DEFINE_integer, "seed", 0, "Seed of the data order and the model's random streams "
+               "(0 to 2147483647).", lower_bound=0, upper_bound=INT32)
 JIT_COMPILE = declare(flags.DEFINE_bool, "jit_compile", False, "Compile the training step with XLA.")
 DETERMINISTIC = declare(flags.DEFINE_bool,
     "deterministic", False, "Deterministic ops and weight initialisation from --seed: the same command gives "
@@ -134,7 +263,8 @@ NAN_POLICY = declare(flags.DEFINE_enum,
     "checkpoint and skip past the batches that led to it (at most --max_rollbacks times).",
 )
 MAX_ROLLBACKS = declare(flags.DEFINE_integer,
-    "max_rollbacks", 3, "Rollbacks allowed by --nan_policy=rollback before the run stops.", lower_bound=0
+    "max_rollbacks", 3, "Rollbacks allowed by --nan_policy=rollback before the run stops.", lower_bound=0,
+    upper_bound=INT32,
 )
 STRATEGY = declare(flags.DEFINE_enum,
     "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
@@ -149,35 +279,39 @@ PRECISION = declare(flags.DEFINE_enum,
 VERBOSE = declare(flags.DEFINE_bool, "verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 
 # -- export and sampling ---------------------------------------------------------------------
-EXPORT_DIR = declare(flags.DEFINE_string,
+EXPORT_DIR = declare(text("a directory"),
     "export_dir", None,
     "Export base directory: each export is a numbered SavedModel version in it, as TF Serving watches.",
 )
 MAX_SAMPLES = declare(flags.DEFINE_integer,
-    "max_samples", 1024, "Most samples one request to an export may ask for.", lower_bound=1
+    "max_samples", 1024, "Most samples one request to an export may ask for (at most 65536: a request is "
+    "answered in memory).", lower_bound=1, upper_bound=65536
 )
-SERVING_NAME = declare(flags.DEFINE_string,
+SERVING_NAME = declare(text(SERVING_NAME_ACCEPTED, SERVING_NAME_PATTERN),
     "serving_name", None, "Model name in the exported models.config (default: the export directory's name)."
 )
-SERVING_BASE_PATH = declare(flags.DEFINE_string,
+SERVING_BASE_PATH = declare(text("an absolute path (/models/shapes) or a URI (gs://bucket/shapes) as TF Serving "
+                                 "reads it", r"(/|[A-Za-z][A-Za-z0-9+.-]*://)[^\x00-\x1f]*"),
     "serving_base_path", None,
     "Base path of the model as TF Serving sees it, in models.config (default: /models/<serving_name>).",
 )
 USE_EMA = declare(flags.DEFINE_bool,
     "use_ema", True, "Use the moving-average generator weights when the run kept them."
 )
-NUM_SAMPLES = declare(flags.DEFINE_integer, "num_samples", None, "Number of samples to write.")
-OUTPUT = declare(flags.DEFINE_string,
+NUM_SAMPLES = declare(flags.DEFINE_integer, "num_samples", None, "Number of samples to write.", lower_bound=1,
+                      upper_bound=INT32)
+OUTPUT = declare(text("a file or folder"),
     "output", None, "File (npz, tfrecord, csv) or folder (png) to write the samples to.")
 FORMAT = declare(flags.DEFINE_enum, "format", None, ["npz", "png", "tfrecord", "csv"],
         "Output format (default: from the --output extension; png for a folder; csv for tables).")
 CHUNK_SIZE = declare(flags.DEFINE_integer,
-    "chunk_size", 1024, "Samples generated and written at a time.", lower_bound=1)
+    "chunk_size", 1024, "Samples generated and written at a time (at most 65536, held in memory).", lower_bound=1,
+    upper_bound=65536)
 CLASS_BALANCE = declare(flags.DEFINE_enum,
     "class_balance", "real", ["real", "uniform"],
     "Classes of conditional samples: the training data's class shares, or equal counts.",
 )
-CLASSES = declare(flags.DEFINE_list,
+CLASSES = declare(items("class"),
     "classes", None, "Classes (indices or names) to draw conditional samples of (default: all)."
 )
 OVERWRITE = declare(flags.DEFINE_bool, "overwrite", False, "Replace an existing --output.")
@@ -189,75 +323,79 @@ BLEND_METHOD = declare(flags.DEFINE_enum,
     "method", "mix", ["mix", "interpolate"],
     "mix: each example is real or synthetic; interpolate: x = (1 - ratio) * real + ratio * synthetic.",
 )
-NUM_EXAMPLES = declare(flags.DEFINE_integer, "num_examples", None, "Number of examples to write.")
-RATIOS = declare(flags.DEFINE_list,
-    "ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve.")
+NUM_EXAMPLES = declare(flags.DEFINE_integer, "num_examples", None, "Number of examples to write.", lower_bound=1,
+                       upper_bound=INT32)
+RATIOS = declare(items("share", share),
+    "ratios", ["0", "0.25", "0.5", "0.75"], "Shares of synthetic data on the utility curve, each in [0, 1).")
 CLASSIFIER_STEPS = declare(flags.DEFINE_integer,
-    "classifier_steps", 1500, "Training steps of each classifier on the utility curve.", lower_bound=1
+    "classifier_steps", 1500, "Training steps of each classifier on the utility curve.", lower_bound=1,
+    upper_bound=INT32,
 )
 REPEATS = declare(flags.DEFINE_integer,
-    "repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1)
+    "repeats", 3, "Trainings (seeds) per ratio on the utility curve.", lower_bound=1, upper_bound=INT32)
 
 # -- evaluation -------------------------------------------------------------------------------
-REPORT_DIR = declare(flags.DEFINE_string,
+REPORT_DIR = declare(text("a directory"),
     "report_dir", None, "Where the evaluation report goes (default: <model_dir or export_dir>/evaluation)."
 )
-CACHE_DIR = declare(flags.DEFINE_string,
+CACHE_DIR = declare(text("a directory"),
     "cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "synthblend"),
     "Cache of domain classifiers, by dataset and data fingerprint.",
 )
 REAL_EXAMPLES = declare(flags.DEFINE_integer,
     "real_examples", 20000, "Real training examples read for the classifier, the floors and memorisation.",
-    lower_bound=10,
+    lower_bound=10, upper_bound=INT32,
 )
-INCEPTION_WEIGHTS = declare(flags.DEFINE_string,
+INCEPTION_WEIGHTS = declare(text("the path of a weights file"),
     "inception_weights", None,
     "Local Inception-v3 weights (include_top=False) for FID beside the domain-classifier measures.",
 )
 
 # -- models (constructor arguments by name) ---------------------------------------------------
 MODEL_OPTIONS = (
-    declare(flags.DEFINE_integer, "latent_dim", None, "Size of the generator's input noise.", lower_bound=1),
-    declare(flags.DEFINE_integer, "width", None, "Hidden units (MLPs) or base convolution channels.", lower_bound=1),
+    declare(flags.DEFINE_integer, "latent_dim", None, "Size of the generator's input noise (at most 4096).",
+        lower_bound=1, upper_bound=4096),
+    declare(flags.DEFINE_integer, "width", None, "Hidden units (MLPs) or base convolution channels (at most 4096).",
+        lower_bound=1, upper_bound=4096),
     declare(flags.DEFINE_integer, "discriminator_depth", None, "Stride-2 convolutions of the DCGAN discriminator "
-        "(default: as many as the generator upsamples).", lower_bound=1),
-    declare(flags.DEFINE_integer, "depth", None, "Hidden layers per MLP.", lower_bound=1),
+        "(default: as many as the generator upsamples).", lower_bound=1, upper_bound=16),
+    declare(flags.DEFINE_integer, "depth", None, "Hidden layers per MLP (at most 64).", lower_bound=1, upper_bound=64),
     declare(flags.DEFINE_enum, "loss", None, sorted(losses.GAN_LOSSES), "GAN loss family."),
-    declare(flags.DEFINE_float, "gradient_penalty_weight", None, "Weight of the gradient penalty (wasserstein_gp).",
-        lower_bound=0.0),
-    declare(flags.DEFINE_float, "classifier_weight", None,
-        "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only).",
-        lower_bound=0.0),
+    declare(finite(above=0.0), "gradient_penalty_weight", None,
+        "Weight of the gradient penalty (--loss=wasserstein_gp; > 0, as without it the critic is unconstrained)."),
+    declare(finite(lower=0.0), "classifier_weight", None,
+        "Weight of the AC-GAN auxiliary classifier loss (conditional gan/dcgan; 0: projection only)."),
     declare(flags.DEFINE_string, "diffaugment", None,
-        "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout."),
-    declare(flags.DEFINE_float,
-        "generator_learning_rate", None, "Adam learning rate of the generator.", lower_bound=0.0),
-    declare(flags.DEFINE_float, "discriminator_learning_rate", None, "Adam learning rate of the discriminator.",
-        lower_bound=0.0),
-    declare(flags.DEFINE_float, "beta_1", None, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0),
-    declare(flags.DEFINE_float, "beta_2", None, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0),
-    declare(flags.DEFINE_float, "gumbel_temperature", None,
+        "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout "
+        "('' for none)."),
+    declare(finite(above=0.0), "generator_learning_rate", None, "Adam learning rate of the generator (> 0)."),
+    declare(finite(above=0.0), "discriminator_learning_rate", None, "Adam learning rate of the discriminator (> 0)."),
+    declare(finite(lower=0.0, below=1.0), "beta_1", None, "Adam beta_1, in [0, 1)."),
+    declare(finite(lower=0.0, below=1.0), "beta_2", None,
+        "Adam beta_2, in [0, 1) (at 1 Adam's bias correction divides by zero)."),
+    declare(finite(lower=0.0), "gumbel_temperature", None,
         "gan on tables: Gumbel-softmax temperature of the generator's category columns while training "
-        "(0: plain softmax).", lower_bound=0.0),
+        "(0: plain softmax)."),
     declare(flags.DEFINE_enum, "discriminator_norm", None, list(networks.NORMS),
         "Normalisation in the dcgan/infogan discriminator."),
     declare(flags.DEFINE_bool, "conditional", None, "Condition generation on the dataset's labels (gan, dcgan, vae)."),
     declare(flags.DEFINE_enum,
         "likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian."),
-    declare(flags.DEFINE_float, "beta", None, "Weight of the VAE's KL term (beta-VAE).", lower_bound=0.0),
-    declare(flags.DEFINE_float, "learning_rate", None, "Adam learning rate (vae).", lower_bound=0.0),
-    declare(flags.DEFINE_integer, "categories", None, "Values of InfoGAN's categorical code.", lower_bound=2),
-    declare(flags.DEFINE_integer, "continuous_codes", None, "Number of InfoGAN's continuous codes.", lower_bound=1),
-    declare(flags.DEFINE_float,
-        "categorical_weight", None, "Weight of InfoGAN's categorical information term.", lower_bound=0.0),
-    declare(flags.DEFINE_float,
-        "continuous_weight", None, "Weight of InfoGAN's continuous information term.", lower_bound=0.0),
+    declare(finite(lower=0.0), "beta", None, "Weight of the VAE's KL term (beta-VAE)."),
+    declare(finite(above=0.0), "learning_rate", None, "Adam learning rate (vae; > 0)."),
+    declare(flags.DEFINE_integer, "categories", None, "Values of InfoGAN's categorical code (2 to 1000).",
+        lower_bound=2, upper_bound=1000),
+    declare(flags.DEFINE_integer, "continuous_codes", None, "Number of InfoGAN's continuous codes (1 to 1000).",
+        lower_bound=1, upper_bound=1000),
+    declare(finite(lower=0.0), "categorical_weight", None, "Weight of InfoGAN's categorical information term."),
+    declare(finite(lower=0.0), "continuous_weight", None, "Weight of InfoGAN's continuous information term."),
     declare(flags.DEFINE_string, "code_invariance", None,
         "Transforms InfoGAN's Q reads the categorical code through, so the code cannot encode what "
-        "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation)."),
-    declare(flags.DEFINE_float, "clustering_weight", None,
+        "they change: any of centre, color, translation, cutout, scale, rotation (e.g. centre,rotation; '' for "
+        "none)."),
+    declare(finite(lower=0.0), "clustering_weight", None,
         "InfoGAN with --code_invariance: weight of the term that has Q give two views of each real "
-        "image the same categorical code (invariant information clustering).", lower_bound=0.0),
+        "image the same categorical code (invariant information clustering)."),
 )
 
 CONDITIONAL = next(flag for flag in MODEL_OPTIONS if flag.name == "conditional")
@@ -316,4 +454,32 @@ def model_arguments(model_name: str) -> dict:
     for name in sorted(set(given) - set(accepted)):
         users = [other for other in MODELS.names() if name in MODELS.get(other).arguments()]
         raise UsageError(f"--{name} does not apply to --model={model_name}; it is a setting of {', '.join(users)}")
+    check_model_options(model_name, given)
     return given
+
+
+def model_default(model_name: str, name: str):
+    """The default of the constructor argument `name` of the registered model `model_name`."""
+    for klass in MODELS.get(model_name).__mro__:
+        init = klass.__dict__.get("__init__")
+        parameter = inspect.signature(init).parameters.get(name) if init is not None else None
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+    return None
+
+
+def check_model_options(model_name: str, given: dict) -> None:
+    """UsageError for a model flag given where the other model flags leave it nothing to do."""
+    if "gradient_penalty_weight" in given:
+        loss = given.get("loss") or model_default(model_name, "loss")
+        if not losses.GAN_LOSSES[loss].uses_gradient_penalty:
+            users = ", ".join(name for name, family in sorted(losses.GAN_LOSSES.items())
+                              if family.uses_gradient_penalty)
+            raise UsageError(f"--gradient_penalty_weight={given['gradient_penalty_weight']:g} applies to "
+                             f"--loss={users} only; --model={model_name} trains with --loss={loss} here")
+    if "classifier_weight" in given and not given.get("conditional"):
+        raise UsageError(f"--classifier_weight={given['classifier_weight']:g} applies to conditional models only; "
+                         "add --conditional, or drop it")
+    if "clustering_weight" in given and not given.get("code_invariance"):
+        raise UsageError(f"--clustering_weight={given['clustering_weight']:g} applies with --code_invariance only "
+                         "(the transforms that make the two views of a real image)")

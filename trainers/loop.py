@@ -16,8 +16,9 @@ everything around the step:
   fixed seed, so pictures are comparable over time), and a progress line;
 - a stop with `TrainingError` when a metric becomes non-finite, before anything is saved, so the
   last good checkpoint stays the latest, or (`nan_policy="rollback"`) a return to that checkpoint
-  past the failing batches; and a save-and-stop on SIGTERM within one step (on a multi-worker
-  cluster, a SIGTERM to any worker makes every worker save at the same step and stop).
+  past the failing batches; and a save-and-stop on SIGTERM or Ctrl-C within one step, ending in
+  `lifecycle.Stopped` (on a multi-worker cluster, a SIGTERM to any worker makes every worker save
+  at the same step and stop).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from synthblend.trainers import distribute
+from synthblend.trainers.lifecycle import Stopped, signal_name
 from synthblend.trainers.progress import progress_bar
 from synthblend.zoo.registry import TrainingError
 
@@ -177,8 +179,9 @@ class Trainer:
         self._train = tf.function(self._steps)
         self._skip = tf.function(self._skip_batches)
         self._writer = tf.summary.create_file_writer(model_dir) if self.is_chief else tf.summary.create_noop_writer()
-        # Set from another thread on SIGTERM; the compiled loop checks it before every step.
+        # Set from another thread on SIGTERM or SIGINT; the compiled loop checks it before every step.
         self._stop = tf.Variable(False, trainable=False, name="stop_requested")
+        self._stopped_by: int | None = None
         self._rollbacks = 0
         self.last_picture: str | None = None
 
@@ -265,7 +268,10 @@ class Trainer:
             self.log(f"warning: {path} holds no {' or '.join(missing)} state; the data order starts over")
 
     def train(self, train_steps: int) -> dict[str, float]:
-        """Trains until step `train_steps`; returns the last metrics (empty if nothing ran)."""
+        """Trains until step `train_steps`; returns the last metrics (empty if nothing ran).
+
+        A SIGTERM or Ctrl-C meanwhile saves the step reached and raises `lifecycle.Stopped`.
+        """
         step = self.restore()
         self._stop.assign(False)
         if step >= train_steps:
@@ -275,36 +281,37 @@ class Trainer:
         metrics: dict[str, float] = {}
         started, last_time, last_step = time.perf_counter(), time.perf_counter(), step
         enabled = self.config.progress and self.is_chief
-        with self._sigterm_saves() as preemption, progress_bar(train_steps, "steps", enabled, step) as bar:
-            while step < train_steps:
-                num_steps = self._steps_until_event(step, train_steps)
-                done, values = self._train(self.iterator, tf.constant(num_steps))
-                metrics = {k: float(v) for k, v in values.items()}
-                first, step = step, step + int(done)
-                if not self._finite(metrics, first, step):
-                    step = self._roll_back(first, step)
-                    bar.n = step
-                    continue
-                bar.update(step - first)
-                if step % self.config.log_every == 0 or step == train_steps:
-                    now = time.perf_counter()
-                    rate = (step - last_step) / max(now - last_time, 1e-9)
-                    self._log_progress(step, train_steps, metrics, rate)
-                    last_time, last_step = now, step
-                if step % self.config.sample_every == 0 or step == train_steps:
-                    self.draw(step)
-                if bool(self._stop.numpy()):
-                    self.save(step)
-                    self.log(f"stopped by SIGTERM at step {step}; checkpoint saved, rerun to resume")
-                    break
-                # At the last step the run ends with its own save; a signal then changes nothing.
-                if preemption is not None and step < train_steps and preemption.saved_at(step):
-                    self.log(f"stopped by SIGTERM to a worker at step {step}; every worker saved, "
-                             "rerun the cluster to resume")
-                    break
-                if step % self.config.checkpoint_every == 0 or step == train_steps:
-                    self.save(step)
-        self._writer.flush()
+        try:
+            with self._signals_stop() as preemption, progress_bar(train_steps, "steps", enabled, step) as bar:
+                while step < train_steps:
+                    num_steps = self._steps_until_event(step, train_steps)
+                    done, values = self._train(self.iterator, tf.constant(num_steps))
+                    metrics = {k: float(v) for k, v in values.items()}
+                    first, step = step, step + int(done)
+                    if not self._finite(metrics, first, step):
+                        step = self._roll_back(first, step)
+                        bar.n = step
+                        continue
+                    bar.update(step - first)
+                    if step % self.config.log_every == 0 or step == train_steps:
+                        now = time.perf_counter()
+                        rate = (step - last_step) / max(now - last_time, 1e-9)
+                        self._log_progress(step, train_steps, metrics, rate)
+                        last_time, last_step = now, step
+                    if step % self.config.sample_every == 0 or step == train_steps:
+                        self.draw(step)
+                    # At the last step the run ends with its own save; a signal then changes nothing.
+                    if bool(self._stop.numpy()) and step < train_steps:
+                        self.save(step)
+                        raise Stopped(f"stopped by {signal_name(self._stopped_by)} at step {step} of {train_steps}; "
+                                      "checkpoint saved; run the same command again to resume", self._stopped_by)
+                    if preemption is not None and step < train_steps and preemption.saved_at(step):
+                        raise Stopped(f"stopped by SIGTERM to a worker at step {step} of {train_steps}; every "
+                                      "worker saved; run the cluster again to resume")
+                    if step % self.config.checkpoint_every == 0 or step == train_steps:
+                        self.save(step)
+        finally:
+            self._writer.flush()
         elapsed = time.perf_counter() - started
         self.log(f"trained to step {step} in {elapsed:.1f}s")
         return metrics
@@ -439,9 +446,10 @@ class Trainer:
         return metrics
 
     @contextlib.contextmanager
-    def _sigterm_saves(self):
-        """On SIGTERM, stop after the step running, save and end; yields the cluster's
-        `distribute.ClusterPreemption` under MultiWorkerMirroredStrategy, else None.
+    def _signals_stop(self):
+        """On SIGTERM or Ctrl-C (SIGINT), stop after the step running and save (the loop then
+        raises `Stopped`); yields the cluster's `distribute.ClusterPreemption` under
+        MultiWorkerMirroredStrategy, else None. A second Ctrl-C interrupts at once.
 
         A Python signal handler runs only between bytecodes, that is after the whole compiled
         call of `steps_per_call` steps. So the handler's wake-up byte goes to a pipe that a
@@ -453,6 +461,7 @@ class Trainer:
         handler makes the whole cluster save after the call following the signal's (at most
         2 x `steps_per_call` steps later) and the loop then ends on every worker.
         """
+        self._stopped_by = None
         if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
             with distribute.cluster_preemption(self.strategy, self.save, self.checkpoints.directory) as preemption:
                 yield preemption
@@ -462,26 +471,36 @@ class Trainer:
             return
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)
+        stopping = (signal.SIGTERM, signal.SIGINT)
 
         def watch():
             while True:
                 received = os.read(read_end, 64)
                 if not received:  # the write end closed: training is over
                     return
-                if signal.SIGTERM in received:
-                    self._stop.assign(True)
+                for number in received:
+                    if number in stopping:
+                        self._stopped_by = self._stopped_by or number
+                        self._stop.assign(True)
+
+        handled = []
 
         def request_stop(signum, frame):
+            self._stopped_by = self._stopped_by or signum
             self._stop.assign(True)
+            handled.append(signum)
+            if signum == signal.SIGINT and handled.count(signal.SIGINT) > 1:
+                raise KeyboardInterrupt
 
-        watcher = threading.Thread(target=watch, name="sigterm-watcher", daemon=True)
+        watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
         watcher.start()
         previous_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        previous = signal.signal(signal.SIGTERM, request_stop)
+        previous = {number: signal.signal(number, request_stop) for number in stopping}
         try:
             yield None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             signal.set_wakeup_fd(previous_wakeup)
             os.close(write_end)
             watcher.join(timeout=5)

@@ -29,6 +29,7 @@ class TrainedModel:
     checkpoint: str
     step: int
     averaged: bool  # whether the sampling network holds the moving-average weights
+    kept_average: bool = False  # whether the checkpoint holds moving-average weights at all
 
 
 def read_record(model_dir: str) -> dict:
@@ -81,7 +82,8 @@ def _load(model_dir: str, record: dict, latest: str, use_average: bool) -> Train
             spec_fields[key] = tuple(spec_fields[key])
     spec = DataSpec(**spec_fields)
     names = {name for name, _ in tf.train.list_variables(latest)}
-    averaged = use_average and any(name.startswith("ema/") for name in names)
+    kept_average = any(name.startswith("ema/") for name in names)
+    averaged = use_average and kept_average
     checkpoint, ema = checkpoint_of(model, ema_decay=0.5 if averaged else 0.0)
     checkpoint.restore(latest).expect_partial()
     if ema is not None:
@@ -95,4 +97,14 @@ def _load(model_dir: str, record: dict, latest: str, use_average: bool) -> Train
         checkpoint=latest,
         step=int(checkpoint.step.numpy()),
         averaged=averaged,
+        kept_average=kept_average,
     )
+
+
+def check_use_ema(trained: TrainedModel, model_dir: str) -> None:
+    """UsageError for `--use_ema` given for a run that kept no moving-average weights: either
+    value would change nothing."""
+    from synthblend.trainers import cli, flags as F
+
+    cli.refuse_unless(trained.kept_average, F.USE_EMA, f"changes nothing: --model_dir={model_dir} kept no "
+                      "moving-average weights (it was trained with --ema_decay=0)")

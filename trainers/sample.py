@@ -28,6 +28,7 @@ only replaced (with `--overwrite`) once the new one is whole.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -41,7 +42,7 @@ import tensorflow as tf
 
 from synthblend.datasets import sources, tabular
 from synthblend.datasets.sources import DataSpec
-from synthblend.trainers import export, pictures, restore
+from synthblend.trainers import export, lifecycle, pictures, restore
 from synthblend.trainers.progress import progress_bar
 from synthblend.zoo.registry import DataError, UsageError
 
@@ -152,12 +153,24 @@ def check_source_flags(purpose: str) -> None:
 
 
 def open_source():
-    """The source the flags name: a model directory's latest checkpoint or an export."""
+    """The source the flags name: a model directory's latest checkpoint or an export; UsageError
+    for a flag of the running command that this source leaves nothing to do."""
     cli.refuse_unless(bool(F.MODEL_DIR.value), F.USE_EMA, "applies to --model_dir; an export holds the weights "
                       "it was exported with")
     if F.MODEL_DIR.value:
-        return ModelSource(F.MODEL_DIR.value, F.USE_EMA.value)
-    return ExportSource(F.EXPORT_DIR.value)
+        source = ModelSource(F.MODEL_DIR.value, F.USE_EMA.value)
+        restore.check_use_ema(source.trained, F.MODEL_DIR.value)
+    else:
+        source = ExportSource(F.EXPORT_DIR.value)
+    if F.CHUNK_SIZE.defined and source.max_samples is not None:
+        cli.refuse_unless(F.CHUNK_SIZE.value <= source.max_samples, F.CHUNK_SIZE, f"is more than the "
+                          f"{source.max_samples} samples one request to {source.where} may ask for (its max_samples)")
+    if F.CACHE_DIR.defined:
+        what = "table rows" if source.spec.table is not None else "unlabelled data"
+        cli.refuse_unless(source.spec.table is None and source.spec.num_classes >= 2, F.CACHE_DIR,
+                          f"changes nothing: it caches the domain classifier of labelled images and vectors; "
+                          f"{source.where} makes {what}")
+    return source
 
 
 def spec_from_json(fields: dict) -> DataSpec:
@@ -213,11 +226,14 @@ def parse_classes(values, spec: DataSpec) -> list[int]:
     for value in values:
         if value in spec.class_names:
             classes.append(spec.class_names.index(value))
-        elif value.lstrip("-").isdigit() and 0 <= int(value) < spec.num_classes:
+        elif value.isascii() and value.isdigit() and len(value) < 10 and int(value) < spec.num_classes:
             classes.append(int(value))
         else:
             raise UsageError(f"--classes: {value!r} is not a class of this model; accepted: {accepted}")
-    return sorted(set(classes))
+    classes = sorted(set(classes))
+    if len(classes) == 1 and F.CLASS_BALANCE.defined:
+        cli.refuse_unless(False, F.CLASS_BALANCE, f"changes nothing: --classes={','.join(values)} names one class")
+    return classes
 
 
 # -- writers ----------------------------------------------------------------------------------
@@ -405,13 +421,25 @@ def check_replaceable(path: str, folder: bool) -> None:
                                  f"({os.path.join(parent, other[0])}); --overwrite replaces only a folder of samples")
 
 
+@contextlib.contextmanager
+def writing(path: str, overwrite: bool, folder: bool, what: str):
+    """Holds the lock of the output `path` (checked by `check_output` already) while the block
+    writes it, Busy when another running command writes it; checks it again under the lock, as
+    another command may have written it meanwhile."""
+    with lifecycle.hold(path, f"--output={path}", what, folder=False):
+        check_output(path, overwrite, folder)
+        yield
+
+
 def replace(partial: str, path: str) -> None:
-    """Moves the finished `partial` to `path`, removing what was there only afterwards."""
+    """Moves the finished `partial` to `path`, removing what was there only afterwards; a stop
+    (SIGTERM, Ctrl-C) waits until both renames are done."""
     old = None
-    if os.path.exists(path):
-        old = partial + ".old"
-        os.rename(path, old)
-    os.rename(partial, path)
+    with lifecycle.uninterrupted():
+        if os.path.exists(path):
+            old = partial + ".old"
+            os.rename(path, old)
+        os.rename(partial, path)
     if old is not None:
         remove(old)
 
@@ -484,7 +512,8 @@ def main(argv):
                          f"{source.where} holds one trained without --conditional")
     cli.refuse_unless(source.conditional, F.CLASS_BALANCE, f"needs a conditional model; {source.where} holds "
                       "one trained without --conditional")
-    write_samples(source, path, form, num, seed, chunk_size, labels)
+    with writing(path, F.OVERWRITE.value, form == "png", "sampling"):
+        write_samples(source, path, form, num, seed, chunk_size, labels)
     counts = "" if labels is None else " (" + ", ".join(
         f"{(source.spec.class_names or range(source.spec.num_classes))[c]}: {n}"
         for c, n in enumerate(np.bincount(labels, minlength=source.spec.num_classes)) if n) + ")"

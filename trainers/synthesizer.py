@@ -99,6 +99,11 @@ class Synthesizer:
 
         Returns:
           self, fitted: `sample`, `evaluate`, `export` and `plot` use its latest checkpoint.
+
+        Raises:
+          synthblend.Stopped: a SIGTERM or an interrupt (Ctrl-C, a notebook's stop button) ended
+            the training early, after saving the step reached; `fit` again to continue.
+          lifecycle.Busy: another training writes `model_dir` at the same time.
         """
         unknown = sorted(set(settings) - set(SETTINGS) - {"train_steps"})
         if unknown:

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from synthblend import zoo
 from synthblend.datasets import augment, pipeline, sources, tabular
-from synthblend.trainers import distribute, pictures
+from synthblend.trainers import distribute, lifecycle, pictures
 from synthblend.trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig
 from synthblend.trainers.restore import CONFIG_FILE
 from synthblend.zoo.registry import UsageError
@@ -113,42 +113,46 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
         "data_spec": spec.to_json(),
         **(extra_record or {}),
     }
-    check_same_run(model_dir, record)
-    if spec.num_classes >= 2 and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-        record["class_counts"] = class_counts(data, spec.num_classes)
+    # One writer per model directory: a second training into it is refused while this one runs
+    # (on a cluster the chief holds the lock for every worker).
+    with lifecycle.hold(model_dir, f"--model_dir={model_dir}", "training", enabled=distribute.is_chief(strategy)):
+        check_same_run(model_dir, record)
+        if spec.num_classes >= 2 and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+            record["class_counts"] = class_counts(data, spec.num_classes)
 
-    scale = pipeline.scaling(spec, model.data_range)
-    batches = distribute.input_fn(
-        lambda shard, batch_size: pipeline.training_dataset(
-            data, spec, batch_size=batch_size, scale=scale, seed=settings.seed,
-            shuffle_buffer=settings.shuffle_buffer, augmentation=augmentation, shard=shard,
-        ),
-        settings.batch_size,
-    )
-    examples = pipeline.take_examples(data, 32 if spec.is_image else 2000)
-    config = dataclasses.replace(settings, num_pictured=64 if spec.is_image else 1000, progress=progress)
-    if distribute.is_chief(strategy):
-        write_record(model_dir, record)
-    trainer = Trainer(
-        model, batches, model_dir, config, strategy=strategy,
-        picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
-        picture_examples={**examples, "x": scale.encode(examples["x"])},
-    )
-    if augmentation is not None:
-        # The augmentation layers draw from seed states that live outside the input iterator.
-        trainer.checkpoints.checkpoint.augmentation = [
-            v for v in augmentation.variables if v.path.endswith("seed_generator_state")
-        ]
-    trainer.train(settings.train_steps)
-    heldout = {}
-    if trainer.is_chief:
-        heldout = evaluate_heldout(trainer, spec, scale, dataset, split, image_size, eval_split or "test",
-                                   settings.batch_size)
-    return Result(trainer, heldout)
+        scale = pipeline.scaling(spec, model.data_range)
+        batches = distribute.input_fn(
+            lambda shard, batch_size: pipeline.training_dataset(
+                data, spec, batch_size=batch_size, scale=scale, seed=settings.seed,
+                shuffle_buffer=settings.shuffle_buffer, augmentation=augmentation, shard=shard,
+            ),
+            settings.batch_size,
+        )
+        examples = pipeline.take_examples(data, 32 if spec.is_image else 2000)
+        config = dataclasses.replace(settings, num_pictured=64 if spec.is_image else 1000, progress=progress)
+        if distribute.is_chief(strategy):
+            write_record(model_dir, record)
+        trainer = Trainer(
+            model, batches, model_dir, config, strategy=strategy,
+            picture=pictures.for_data(spec, scale.decode, None if spec.is_image else examples["x"]),
+            picture_examples={**examples, "x": scale.encode(examples["x"])},
+        )
+        if augmentation is not None:
+            # The augmentation layers draw from seed states that live outside the input iterator.
+            trainer.checkpoints.checkpoint.augmentation = [
+                v for v in augmentation.variables if v.path.endswith("seed_generator_state")
+            ]
+        trainer.train(settings.train_steps)
+        heldout = {}
+        if trainer.is_chief:
+            heldout = evaluate_heldout(trainer, spec, scale, dataset, split, image_size, eval_split or "test",
+                                       settings.batch_size)
+        return Result(trainer, heldout)
 
 
 def main(argv):
     cli.require(F.MODEL, F.DATASET, F.MODEL_DIR)
+    check_flags()
     cli.refuse_unless(F.STRATEGY.value == "tpu", F.TPU, "applies to --strategy=tpu only")
     cli.refuse_unless(F.NAN_POLICY.value == "rollback", F.MAX_ROLLBACKS, "applies to --nan_policy=rollback only")
     settings = Settings(**{name: getattr(F, name.upper()).value for name in SETTINGS})
@@ -167,6 +171,21 @@ def main(argv):
         values = "  ".join(f"{name} {value:.4f}" for name, value in result.heldout.items()
                            if name not in ("split", "step"))
         print(f"  held-out ({result.heldout['split']}): {values}  -> {os.path.join(model_dir, HELDOUT_FILE)}")
+
+
+def check_flags() -> None:
+    """UsageError for a train flag that the other flags leave nothing to do; before any data is read."""
+    split = F.EVAL_SPLIT.value if F.EVAL_SPLIT.present else "none"
+    if split == "none":
+        return
+    model_class = zoo.get(F.MODEL.value)
+    if model_class.test_step is zoo.base.GenerativeModel.test_step:
+        measured = [name for name in zoo.names() if zoo.get(name).test_step is not zoo.base.GenerativeModel.test_step]
+        raise UsageError(f"--eval_split={split} changes nothing: --model={F.MODEL.value} has no held-out metrics "
+                         f"(models with some: {', '.join(measured)}); drop it, or pass --eval_split=none")
+    if split == F.SPLIT.value:
+        raise UsageError(f"--eval_split={split} is the split trained on (--split={F.SPLIT.value}); held-out metrics "
+                         "need another split, e.g. --eval_split=test")
 
 
 def check_data_options(spec, dataset: str, image_size, table) -> None:
@@ -249,8 +268,10 @@ def evaluate_heldout(trainer, spec, scale, dataset: str, train_split: str, image
     if not metrics:
         return {}
     result = {"split": split, "step": int(trainer.step.numpy()), **metrics}
-    with open(os.path.join(trainer.model_dir, HELDOUT_FILE), "w") as file:
+    path = os.path.join(trainer.model_dir, HELDOUT_FILE)
+    with open(path + ".tmp", "w") as file:
         json.dump(result, file, indent=2)
+    os.replace(path + ".tmp", path)
     return result
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from synthblend.datasets import blend, sources
-from synthblend.trainers import measures, pictures, sample
+from synthblend.trainers import lifecycle, measures, pictures, sample
 from synthblend.trainers.progress import progress_bar
 from synthblend.trainers.blend import blended_dataset
 from synthblend.zoo.registry import UsageError
@@ -122,16 +122,16 @@ def main(argv):
           f"examples of {F.DATASET.value} ({F.SPLIT.value}), {F.CLASSIFIER_STEPS.value} steps per training:")
     rows = utility_curve(source, real, spec, test, ratios, F.CLASSIFIER_STEPS.value, F.BATCH_SIZE.value,
                          F.REPEATS.value, F.SEED.value)
-    os.makedirs(report_dir, exist_ok=True)
     result = {"dataset": F.DATASET.value, "split": F.SPLIT.value, "real_examples": spec.num_examples,
               "model": source.record.get("model"), "step": source.record.get("step"),
               "classifier_steps": F.CLASSIFIER_STEPS.value, "batch_size": F.BATCH_SIZE.value,
               "test_examples": len(test["y"]), "curve": rows}
-    with open(os.path.join(report_dir, "utility.json"), "w") as file:
-        json.dump(result, file, indent=2)
-    plot_curve(rows, os.path.join(report_dir, "utility_curve.png"),
-               f"{spec.num_examples} real examples of {F.DATASET.value} + synthetic")
-    if spec.shape == (2,):
-        plot_scatter(real, source, spec, os.path.join(report_dir, "blend_scatter.png"), 0.5, F.SEED.value)
+    with lifecycle.staged(report_dir, last=("utility.json",)) as staging:
+        plot_curve(rows, os.path.join(staging, "utility_curve.png"),
+                   f"{spec.num_examples} real examples of {F.DATASET.value} + synthetic")
+        if spec.shape == (2,):
+            plot_scatter(real, source, spec, os.path.join(staging, "blend_scatter.png"), 0.5, F.SEED.value)
+        with open(os.path.join(staging, "utility.json"), "w") as file:
+            json.dump(result, file, indent=2)
     print(f"  -> {os.path.join(report_dir, 'utility.json')}, utility_curve.png")
 

@@ -36,12 +36,20 @@ SCALE_RANGE = 1.4
 
 
 def parse(policy: str, accepted=POLICIES, flag="--diffaugment") -> tuple[str, ...]:
-    """`color,translation,cutout` -> their names in the canonical order; UsageError naming `flag`
-    if one is not in `accepted`."""
-    names = tuple(part.strip() for part in policy.split(",") if part.strip())
+    """`color,translation,cutout` -> their names in the canonical order (`''`: none); UsageError
+    naming `flag` if one is not in `accepted`, is given twice, or a comma separates nothing."""
+    if not policy.strip():
+        return ()
+    names = tuple(part.strip() for part in policy.split(","))
+    if "" in names:
+        raise UsageError(f"{flag}={policy}: an empty policy between commas; accepted: {', '.join(accepted)} "
+                         "('' for none)")
     unknown = [name for name in names if name not in accepted]
     if unknown:
         raise UsageError(f"{flag}: unknown policy {unknown[0]!r}; accepted: {', '.join(accepted)}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(f"{flag}={policy}: policy {twice[0]!r} is given twice; give each once")
     return tuple(name for name in accepted if name in names)
 
 

@@ -9,6 +9,8 @@ from synthblend.zoo import networks
 from synthblend.zoo.base import AdversarialModel
 from synthblend.zoo.registry import MODELS, UsageError
 
+DEFAULT_GUMBEL_TEMPERATURE = 0.2
+
 
 @MODELS.register("gan")
 class GAN(AdversarialModel):
@@ -30,7 +32,8 @@ class GAN(AdversarialModel):
         and on a mixed 7-column table (3 categorical, 4 skewed numeric columns, 3000 steps of
         256 rows, width 128, depth 2) the column-shape score rose from 0.74 to 0.87 and the
         pair-trend score from 0.69 to 0.81: with soft outputs the discriminator tells generated
-        rows from real one-hots by their softness alone.
+        rows from real one-hots by their softness alone. Given for data that is not a table, it
+        is a UsageError: it would change nothing.
       **kwargs: see `AdversarialModel` (losses, optimizers, conditioning) and `GenerativeModel`
         (`table_blocks`: encoded table rows).
 
@@ -49,7 +52,11 @@ class GAN(AdversarialModel):
     supports_tables = True
 
     def __init__(self, data_shape, width=128, depth=3, latent_dim=16, loss="hinge", generator_learning_rate=1e-3,
-                 discriminator_learning_rate=1e-3, gumbel_temperature=0.2, **kwargs):
+                 discriminator_learning_rate=1e-3, gumbel_temperature=None, **kwargs):
+        if gumbel_temperature is not None and kwargs.get("table_blocks") is None:
+            raise UsageError(f"--gumbel_temperature={gumbel_temperature:g} applies to tables (the generator's "
+                             f"category columns); this data of shape {tuple(data_shape)} is not a table")
+        gumbel_temperature = DEFAULT_GUMBEL_TEMPERATURE if gumbel_temperature is None else gumbel_temperature
         if width <= 0 or depth <= 0 or gumbel_temperature < 0:
             raise UsageError(
                 f"width={width} and depth={depth} must be positive integers and "

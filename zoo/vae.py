@@ -8,10 +8,11 @@ import keras
 import tensorflow as tf
 
 from synthblend.zoo import losses, networks, streams
-from synthblend.zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel, apply_gradients
+from synthblend.zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel, apply_gradients, served_rows
 from synthblend.zoo.registry import MODELS, UsageError
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+DEFAULT_DEPTH = 2  # hidden layers of the MLPs (vectors)
 
 
 @MODELS.register("vae")
@@ -40,7 +41,8 @@ class VAE(GenerativeModel):
       data_shape: `(S, S, C)` images of the DCGAN sizes, or vectors `(D,)`.
       latent_dim: size of the latent code.
       width: base channels (images) or hidden units (vectors).
-      depth: hidden layers of the MLPs (vectors).
+      depth: hidden layers of the MLPs (vectors; default 2). Given for images, it is a
+        UsageError: their networks are convolutional.
       likelihood: `bernoulli` or `gaussian`; by default `bernoulli` for images and
         `gaussian` for unbounded vectors.
       beta: weight of the KL term (1: the plain VAE).
@@ -60,10 +62,14 @@ class VAE(GenerativeModel):
 
     supports_tables = True
 
-    def __init__(self, data_shape, latent_dim=16, width=32, depth=2, likelihood=None, beta=1.0,
+    def __init__(self, data_shape, latent_dim=16, width=32, depth=None, likelihood=None, beta=1.0,
                  learning_rate=1e-3, **kwargs):
         super().__init__(data_shape, **kwargs)
         self.check_data(self.data_shape, self.num_classes)
+        if depth is not None and len(self.data_shape) == 3:
+            raise UsageError(f"--depth={depth} applies to vectors (the hidden layers of the MLPs); vae on images "
+                             f"of shape {self.data_shape} uses convolutions, sized by --width")
+        depth = DEFAULT_DEPTH if depth is None else depth
         likelihood = likelihood or ("bernoulli" if self.bounded else "gaussian")
         if likelihood not in LIKELIHOODS:
             raise UsageError(f"unknown likelihood {likelihood!r}; known: {', '.join(LIKELIHOODS)}")
@@ -261,6 +267,7 @@ class VAE(GenerativeModel):
             return {"mean": mean, "log_variance": log_variance}
 
         def decode(z, *labels):
+            z = served_rows(z, max_samples, "z")
             return {"samples": scale.decode(self.decode(z, labels_of(labels)))}
 
         def reconstruct(x, *labels):
@@ -348,6 +355,13 @@ class VAE(GenerativeModel):
                               tf.reshape(rebuilt[: rows * columns], (rows, columns, *self.data_shape))], axis=1)
             pictures["reconstruction"] = (tf.reshape(pairs, (-1, *self.data_shape)), columns)
         return pictures
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if len(config.get("data_shape") or ()) == 3:
+            config.pop("depth", None)  # images: the convolutional networks have no MLP depth
+        return cls(**config)
 
     def get_config(self):
         return {
