@@ -357,6 +357,15 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
     return encoder
 
 
+def check_private(encoder: dict) -> None:
+    """UsageError: a table's encoder is fitted on its rows (quantiles, categories, which values
+    are constant or missing), outside any privacy guarantee, so differentially private training
+    does not take tables."""
+    raise UsageError("differentially private training does not take tables: the table's encoder reads its "
+                     "quantiles and categories from the rows themselves, outside the guarantee; train a table "
+                     "without --target_epsilon and --noise_multiplier")
+
+
 def column_decimals(tokens) -> int | None:
     """Most decimals the column's cells show (None when one uses exponent notation)."""
     most = 0

@@ -175,7 +175,7 @@ def test_settings_are_checked_where_they_are_given(tmp_path):
         sb.Synthesizer("gan", wingspan=3)
     with pytest.raises(UsageError, match="unknown model 'gna'"):
         sb.Synthesizer("gna")
-    with pytest.raises(UsageError, match="unknown setting 'stepz'; accepted: steps, batch_size"):
+    with pytest.raises(UsageError, match="unknown setting 'stepz'; accepted: steps, accountant, batch_size"):
         sb.Synthesizer("gan").fit("ring", stepz=3, model_dir=tmp_path)
     with pytest.raises(UsageError, match="not been fitted"):
         sb.Synthesizer("gan").sample(3)

@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from synthblend.datasets import embedded, sources, tabular
 from synthblend.datasets.sources import DataSpec
-from synthblend.trainers import lifecycle, measures, pictures
+from synthblend.trainers import lifecycle, measures, pictures, privacy
 from synthblend.trainers import sample
 from synthblend.trainers.sample import class_labels
 from synthblend.zoo.registry import DataError, UsageError
@@ -254,6 +254,8 @@ def evaluate_arrays(source, spec: DataSpec, num: int, seed: int, cache_dir: str,
         flat(synthetic, spec), flat(train["x"], spec), flat(reference, spec)
     )
     report["memorisation"] = {k: v for k, v in distances.items() if k != "synthetic_distances"}
+    report["privacy"] = privacy_report(source.record, flat(synthetic, spec), flat(train["x"], spec),
+                                       flat(holdout["x"], spec), seen)
     figures["memorisation"] = plot_distances(distances, holdout_distances(train, reference, spec))
     if spec.is_image:
         pairs = np.asarray(distances["closest_pairs"])
@@ -261,6 +263,22 @@ def evaluate_arrays(source, spec: DataSpec, num: int, seed: int, cache_dir: str,
     paths = {name: save(figure, os.path.join(report_dir, f"{name}.png")) for name, figure in figures.items()}
     write_report(report, paths, report_dir, source)
     return report
+
+
+def privacy_report(record: dict, synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, seen: bool) -> dict:
+    """What the report says of privacy: the guarantee the run has, if any, and a membership-inference
+    attack's AUC at telling training records from held-out ones by the synthetic samples."""
+    section = {"guarantee": privacy.guarantee(record)}
+    count = min(1000, len(holdout) // 2, len(train))
+    if seen:
+        section["membership_inference"] = ("not measured: the held-out examples were seen in training, so "
+                                           "there are no non-members to tell apart")
+    elif count < 10:
+        section["membership_inference"] = f"not measured: {len(holdout)} held-out examples are too few"
+    else:
+        section["membership_inference"] = measures.features.membership_inference(
+            synthetic, train[:count], holdout[:count], holdout[count:])
+    return section
 
 
 def report_header(source, num: int, seed: int, seen: bool, examples: str, given: bool = False) -> dict:
@@ -296,7 +314,8 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     if source.conditional:
         frequencies = np.bincount(train["y"], minlength=spec.num_classes) / len(train["y"])
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "real", frequencies, seed)
-    synthetic = tabular.decode(sample.draw(source, num, seed, labels), encoder, labels)
+    encoded = sample.draw(source, num, seed, labels)
+    synthetic = tabular.decode(encoded, encoder, labels)
     real_train = tabular.decode(train["x"], encoder, train.get("y") if labels is not None else None)
     real_test = tabular.decode(holdout["x"], encoder, holdout.get("y") if labels is not None else None)
     kinds = {column["name"]: column["kind"] for column in encoder["columns"]}
@@ -324,6 +343,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
                                 "train_on_synthetic_test_on_real": utility.pop("tstr_accuracy"),
                                 "train_on_real_test_on_real": utility.pop("trtr_accuracy"), **utility}
     report["memorisation"] = report.pop("distance_to_closest_record")
+    report["privacy"] = privacy_report(source.record, encoded, train["x"], holdout["x"], seen)
     write_report(report, measured.get("pictures", {}), report_dir, source)
     return report
 

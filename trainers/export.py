@@ -33,7 +33,7 @@ from synthblend.trainers import cli, flags as F
 import keras
 
 from synthblend.datasets import tabular
-from synthblend.trainers import lifecycle, restore
+from synthblend.trainers import lifecycle, privacy, restore
 from synthblend.zoo.registry import UsageError
 
 METADATA_FILE = os.path.join("assets.extra", "synthblend.json")
@@ -121,6 +121,8 @@ def metadata(trained: restore.TrainedModel, max_samples: int, signatures: dict) 
         "config": trained.record["config"],
         "data_spec": trained.record["data_spec"],
         **{key: trained.record[key] for key in ("class_counts", "frame_dtypes") if key in trained.record},
+        **({"privacy": privacy.guarantee({**trained.record, "step": trained.step})} if trained.record.get("privacy")
+           else {}),
         "max_samples": max_samples,
         "samples": {"dtype": "float32", "shape": list(spec.shape), "range": spec.value_range},
         "columns": None if spec.table is None else table_column_types(spec.table),

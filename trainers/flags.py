@@ -278,6 +278,27 @@ PRECISION = declare(flags.DEFINE_enum,
 )
 VERBOSE = declare(flags.DEFINE_bool, "verbose", False, "Show tracebacks of errors and TensorFlow's info logs.")
 
+# -- differential privacy ----------------------------------------------------------------------
+TARGET_EPSILON = declare(finite(above=0.0, upper=1000.0),
+    "target_epsilon", None, "Train with DP-SGD within this privacy budget: the noise is calibrated so that "
+    "--train_steps steps spend it, and no step goes beyond it.",
+)
+NOISE_MULTIPLIER = declare(finite(above=0.0, upper=1000.0),
+    "noise_multiplier", None, "Train with DP-SGD at this noise (standard deviation / --l2_norm_clip); the epsilon "
+    "follows (with --target_epsilon too: training stops where the budget ends).",
+)
+L2_NORM_CLIP = declare(finite(above=0.0, upper=1e6),
+    "l2_norm_clip", 1.0, "DP-SGD: each example's gradient is clipped to this L2 norm.",
+)
+DELTA = declare(finite(above=0.0, below=1.0),
+    "delta", None, "DP-SGD: the delta of (epsilon, delta); below 1/N (default: the power of ten below 1/(10 N)).",
+)
+ACCOUNTANT = declare(flags.DEFINE_enum,
+    "accountant", "rdp", ["rdp", "pld"], "DP-SGD: the privacy accountant, Renyi DP (rdp) or privacy loss "
+    "distributions (pld, tighter).",
+)
+PRIVACY = (TARGET_EPSILON, NOISE_MULTIPLIER, L2_NORM_CLIP, DELTA, ACCOUNTANT)
+
 # -- export and sampling ---------------------------------------------------------------------
 EXPORT_DIR = declare(text("a directory"),
     "export_dir", None,
@@ -382,6 +403,8 @@ MODEL_OPTIONS = (
     declare(flags.DEFINE_enum,
         "likelihood", None, list(vae.LIKELIHOODS), "VAE likelihood: bernoulli (images) or gaussian."),
     declare(finite(lower=0.0), "beta", None, "Weight of the VAE's KL term (beta-VAE)."),
+    declare(flags.DEFINE_enum, "decoder_norm", None, ["batch", "layer", "none"],
+        "Normalisation in the image VAE's decoder (layer or none for differentially private training)."),
     declare(finite(above=0.0), "learning_rate", None, "Adam learning rate (vae; > 0)."),
     declare(flags.DEFINE_integer, "categories", None, "Values of InfoGAN's categorical code (2 to 1000).",
         lower_bound=2, upper_bound=1000),
@@ -413,7 +436,7 @@ LOOP = (TRAIN_STEPS, BATCH_SIZE, STEPS_PER_CALL, CHECKPOINT_EVERY, KEEP_CHECKPOI
 TRAINED = (MODEL_DIR, EXPORT_DIR, USE_EMA)  # where samples come from: a run or an export
 COMMANDS = {
     "train": (RECIPE, MODEL, DATASET, *TABLE, SPLIT, EVAL_SPLIT, AUGMENT, IMAGE_SIZE, MODEL_DIR, *LOOP,
-              *MODEL_OPTIONS),
+              *PRIVACY, *MODEL_OPTIONS),
     "sample": (*TRAINED, NUM_SAMPLES, OUTPUT, FORMAT, CHUNK_SIZE, CLASS_BALANCE, CLASSES, OVERWRITE, SEED),
     "export": (MODEL_DIR, EXPORT_DIR, USE_EMA, MAX_SAMPLES, SERVING_NAME, SERVING_BASE_PATH),
     "evaluate": (*TRAINED, NUM_SAMPLES, SEED, REPORT_DIR, CACHE_DIR, REAL_EXAMPLES, INCEPTION_WEIGHTS),

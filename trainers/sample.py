@@ -205,7 +205,10 @@ def class_labels(num: int, num_classes: int, classes: list[int], balance: str, f
 
 def training_frequencies(record: dict, num_classes: int) -> np.ndarray:
     """Share of each class in the split the model was trained on (counted when it trained, or
-    read again for a run that did not record it)."""
+    read again for a run that did not record it); equal shares for a differentially private run,
+    whose guarantee does not cover the real shares."""
+    if record.get("privacy"):
+        return np.full(num_classes, 1.0 / num_classes)
     if record.get("class_counts"):
         counts = np.asarray(record["class_counts"], float)
         return counts / counts.sum()

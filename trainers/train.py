@@ -23,8 +23,9 @@ import keras
 import tensorflow as tf
 
 from synthblend import zoo
+from synthblend.zoo import dpsgd
 from synthblend.datasets import augment, pipeline, sources, tabular
-from synthblend.trainers import distribute, lifecycle, pictures
+from synthblend.trainers import distribute, lifecycle, pictures, privacy
 from synthblend.trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig
 from synthblend.trainers.restore import CONFIG_FILE
 from synthblend.zoo.registry import UsageError
@@ -47,6 +48,16 @@ class Settings(TrainerConfig):
     strategy: str = "default"
     tpu: str = ""
     precision: str = "float32"
+    # DP-SGD (`trainers.privacy`): on when either of the first two is given.
+    target_epsilon: float | None = None
+    noise_multiplier: float | None = None
+    l2_norm_clip: float = 1.0
+    delta: float | None = None
+    accountant: str = "rdp"
+
+    @property
+    def private(self) -> bool:
+        return self.target_epsilon is not None or self.noise_multiplier is not None
 
 
 # What the train command and `fit` set by name; the other fields follow from the data.
@@ -116,8 +127,12 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
     # One writer per model directory: a second training into it is refused while this one runs
     # (on a cluster the chief holds the lock for every worker).
     with lifecycle.hold(model_dir, f"--model_dir={model_dir}", "training", enabled=distribute.is_chief(strategy)):
+        account = plan_privacy(model_dir, model, settings, data, spec) if settings.private else None
+        if account is not None:
+            record["privacy"] = account.record(0)
         check_same_run(model_dir, record)
-        if spec.num_classes >= 2 and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+        # Counted from the data, the class shares are outside a private run's guarantee: not kept.
+        if spec.num_classes >= 2 and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)) and account is None:
             record["class_counts"] = class_counts(data, spec.num_classes)
 
         scale = pipeline.scaling(spec, model.data_range)
@@ -142,7 +157,20 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
             trainer.checkpoints.checkpoint.augmentation = [
                 v for v in augmentation.variables if v.path.endswith("seed_generator_state")
             ]
-        trainer.train(settings.train_steps)
+        train_steps = settings.train_steps
+        last = account.last_step() if account is not None else None
+        if last is not None and last < train_steps:
+            train_steps = last  # the budget ends before --train_steps
+        trainer.train(train_steps)
+        if account is not None and trainer.is_chief:
+            step = int(trainer.step.numpy())
+            update_record(model_dir, privacy=account.record(step))
+            trainer.log(f"privacy: ({account.epsilon_at(step):.3g}, {account.delta:.3g})-DP at step {step} "
+                        f"(noise multiplier {account.noise_multiplier:.4g}, clip norm {account.l2_norm_clip:g}, "
+                        f"{account.accountant} accountant)")
+            if train_steps < settings.train_steps:
+                trainer.log(f"privacy budget reached: step {train_steps + 1} would spend more than "
+                            f"--target_epsilon={account.target_epsilon:g}; the run ends at step {train_steps}")
         heldout = {}
         if trainer.is_chief:
             heldout = evaluate_heldout(trainer, spec, scale, dataset, split, image_size, eval_split or "test",
@@ -156,6 +184,9 @@ def main(argv):
     cli.refuse_unless(F.STRATEGY.value == "tpu", F.TPU, "applies to --strategy=tpu only")
     cli.refuse_unless(F.NAN_POLICY.value == "rollback", F.MAX_ROLLBACKS, "applies to --nan_policy=rollback only")
     settings = Settings(**{name: getattr(F, name.upper()).value for name in SETTINGS})
+    for holder in (F.L2_NORM_CLIP, F.DELTA, F.ACCOUNTANT):
+        cli.refuse_unless(settings.private, holder, "applies to differentially private training "
+                          "(--target_epsilon or --noise_multiplier)")
     eval_split = F.EVAL_SPLIT.value if F.EVAL_SPLIT.present else None
     result = train(
         F.MODEL.value, F.DATASET.value, F.MODEL_DIR.value, model_options=F.model_arguments(F.MODEL.value),
@@ -186,6 +217,73 @@ def check_flags() -> None:
     if split == F.SPLIT.value:
         raise UsageError(f"--eval_split={split} is the split trained on (--split={F.SPLIT.value}); held-out metrics "
                          "need another split, e.g. --eval_split=test")
+
+
+def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> privacy.Privacy:
+    """The run's privacy account, and DP-SGD switched on in `model` (UsageError for a model or
+    precision it cannot take). A resumed run continues the account in config.json: the same noise,
+    clip norm, delta and data size."""
+    if settings.precision == "mixed_float16":
+        raise UsageError("differentially private training takes --precision=float32 or mixed_bfloat16; float16's "
+                         "loss scaling would scale the clip norm")
+    if spec.table is not None:
+        tabular.check_private(spec.table)
+    elif spec.value_range is None:
+        raise UsageError(f"differentially private training takes images (scaled by their fixed value range); "
+                         f"{spec.name} holds vectors, standardised by a mean and standard deviation read from the "
+                         "data themselves, outside the guarantee")
+    saved = read_record(model_dir).get("privacy")
+    num_examples = count_examples(data, spec)
+    if saved is not None:
+        given = {"l2_norm_clip": settings.l2_norm_clip, "target_epsilon": settings.target_epsilon,
+                 "accountant": settings.accountant}
+        if settings.noise_multiplier is not None:
+            given["noise_multiplier"] = settings.noise_multiplier
+        if settings.delta is not None:
+            given["delta"] = settings.delta
+        other = [f"{name}={saved.get(name)!r} there, {value!r} now" for name, value in given.items()
+                 if saved.get(name) != value]
+        if saved.get("num_examples") != num_examples:
+            other.append(f"{saved.get('num_examples')} examples there, {num_examples} now")
+        if other:
+            raise UsageError(f"--model_dir={model_dir} holds a private run with another account ({'; '.join(other)}); "
+                             "pass the same privacy flags to continue it, or use another --model_dir")
+        account = privacy.Privacy(**{name: saved[name] for name in (
+            "l2_norm_clip", "noise_multiplier", "delta", "num_examples", "batch_size", "target_epsilon", "accountant")})
+    else:
+        account = privacy.plan(num_examples, settings.batch_size, settings.train_steps,
+                               target_epsilon=settings.target_epsilon, noise_multiplier=settings.noise_multiplier,
+                               delta=settings.delta, l2_norm_clip=settings.l2_norm_clip, accountant=settings.accountant)
+    if account.last_step() == 0:
+        raise UsageError(f"--noise_multiplier={account.noise_multiplier:g} is too little noise: one step already spends "
+                         f"more than --target_epsilon={account.target_epsilon:g}")
+    model.make_private(dpsgd.Clipping(account.l2_norm_clip, account.noise_multiplier))
+    return account
+
+
+def count_examples(data, spec) -> int:
+    """The number of training examples: the DP account depends on it, so it is counted, not estimated."""
+    known = int(data.cardinality())
+    if known >= 0:
+        return known
+    return int(data.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def read_record(model_dir: str) -> dict:
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
+
+
+def update_record(model_dir: str, **changes) -> None:
+    """Rewrites config.json with `changes` (the privacy account as training moves on)."""
+    record = {**read_record(model_dir), **changes}
+    path = os.path.join(model_dir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as file:
+        json.dump(record, file, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def check_data_options(spec, dataset: str, image_size, table) -> None:
@@ -306,6 +404,9 @@ def check_same_run(model_dir: str, record: dict) -> None:
         for key, value in record["config"].items()
         if saved.get("config", {}).get(key) != value
     ]
+    if bool(saved.get("privacy")) != bool(record.get("privacy")):
+        differences.append("a differentially private run there, not now" if saved.get("privacy") else
+                           "differentially private training now, not there")
     saved_table = saved.get("data_spec", {}).get("table")
     if saved_table != json.loads(json.dumps(record["data_spec"].get("table"))):
         differences.append("the table's columns, kinds or values (another file, --schema, --label_column or "

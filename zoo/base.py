@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from synthblend.zoo import diffaugment as diffaugment_module
-from synthblend.zoo import losses, networks, streams
+from synthblend.zoo import dpsgd, losses, networks, streams
 from synthblend.zoo.registry import MODELS, UsageError
 
 INTERPOLATION_ROWS = 8
@@ -245,6 +245,32 @@ class GenerativeModel(keras.Model):
         model's range; what a Keras user loads from the export's `.keras` file."""
         raise NotImplementedError
 
+    # -- differential privacy -----------------------------------------------------------------
+
+    # DP-SGD clipping and noise (`dpsgd.Clipping`) for the networks that see real data; None
+    # trains them plainly. Set by the trainer before the first step, not part of the config.
+    privacy = None
+
+    def private_networks(self) -> list:
+        """The networks whose updates read real examples, which DP-SGD trains."""
+        raise NotImplementedError
+
+    def make_private(self, clipping) -> None:
+        """Trains the networks that see real data with DP-SGD at `clipping`; UsageError when one
+        of them normalises over the batch, which mixes examples and voids per-example clipping."""
+        for network in self.private_networks():
+            for layer in walk_layers(network):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    raise UsageError(
+                        f"differentially private training clips each example's gradient, and batch norm in "
+                        f"{network.name} ({layer.name}) mixes the examples of a batch; {self.private_remedy()}"
+                    )
+        self.privacy = clipping
+
+    def private_remedy(self) -> str:
+        """What to use instead of batch norm in a DP run (said in the refusal)."""
+        return "use a model without it"
+
     def random_state(self) -> list:
         """The state variables of every random stream of the model and its layers.
 
@@ -279,6 +305,16 @@ class GenerativeModel(keras.Model):
             "seed": self.seed,
             "table_blocks": None if self.table_blocks is None else [list(block) for block in self.table_blocks],
         }
+
+
+def walk_layers(layer):
+    """`layer` and every layer inside it, nested models included."""
+    yield layer
+    for inner in getattr(layer, "layers", None) or ():
+        yield from walk_layers(inner)
+    wrapped = getattr(layer, "layer", None)  # wrappers such as SpectralNormalization
+    if isinstance(wrapped, keras.layers.Layer):
+        yield from walk_layers(wrapped)
 
 
 def apply_gradients(tape, loss, variables, optimizer):
@@ -512,6 +548,7 @@ class AdversarialModel(GenerativeModel):
         real = batch["x"]
         labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
         latents = self.latents(tf.shape(real)[0])
+        private = self.privacy is not None
         with tf.GradientTape(persistent=True) as tape:
             fake = self.generate(latents, labels, training=True)
             both_labels = tf.concat([labels, labels], axis=0) if self.conditional else None
@@ -523,10 +560,11 @@ class AdversarialModel(GenerativeModel):
             discriminator_loss = self.loss_functions.discriminator(real_logits, fake_logits)
             generator_loss = self.loss_functions.generator(fake_logits)
             metrics = {"discriminator_loss": discriminator_loss, "generator_loss": generator_loss}
+            eps = None
             if self.loss_functions.uses_gradient_penalty:
+                eps = losses.interpolation_weights(real, self.seed_generator)
                 penalty = losses.gradient_penalty(
-                    lambda x: self._discriminate(x, labels, training=True)["logits"],
-                    real, fake, self.seed_generator,
+                    lambda x: self._discriminate(x, labels, training=True)["logits"], real, fake, None, eps=eps,
                 )
                 discriminator_loss += self.gradient_penalty_weight * penalty
                 metrics["gradient_penalty"] = penalty
@@ -543,9 +581,42 @@ class AdversarialModel(GenerativeModel):
                 discriminator_loss += auxiliary
                 generator_loss += auxiliary
                 metrics.update(auxiliary_metrics)
-        apply_gradients(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
+        if private:
+            # Each real example with its generated partner is one DP-SGD example; the auxiliary
+            # term reads only generated samples (`make_private` checks) and goes unclipped.
+            public = None if auxiliary is None else dpsgd.public_gradients(tape, auxiliary, self.discriminator_variables)
+            views = tf.split(both, 2, axis=0)
+            inputs = (views[0], tf.stop_gradient(views[1]), real, tf.stop_gradient(fake),
+                      labels if self.conditional else tf.zeros_like(real[:, :1]),
+                      eps if eps is not None else tf.zeros_like(real[:, :1]))
+            metrics.update(dpsgd.apply_private_gradients(
+                self._pair_loss, inputs, self.discriminator_variables, self.discriminator_optimizer, self.privacy,
+                self.seed_generator.next(), public=public,
+            ))
+        else:
+            apply_gradients(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
         apply_gradients(tape, generator_loss, self.generator.trainable_variables, self.generator_optimizer)
         return metrics
+
+    def _pair_loss(self, real_view, fake_view, real, fake, labels, eps):
+        """The discriminator's loss, but the auxiliary term, on batches of one real example and
+        one generated (`_view`s: as the discriminator sees them, after DiffAugment): the loss of
+        one DP-SGD example, whose mean over the batch is the step's loss."""
+        labels = labels if self.conditional else None
+        outputs = self._discriminate(tf.concat([real_view, fake_view], axis=0),
+                                     tf.concat([labels, labels], axis=0) if self.conditional else None, training=True)
+        real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
+        loss = self.loss_functions.discriminator(real_logits, fake_logits)
+        if self.loss_functions.uses_gradient_penalty:
+            loss += self.gradient_penalty_weight * losses.gradient_penalty(
+                lambda x: self._discriminate(x, labels, training=True)["logits"], real, fake, None, eps=eps)
+        if self.classifier_weight > 0:
+            real_classes, _ = tf.split(outputs["class_logits"], 2, axis=0)
+            loss += self.classifier_weight * losses.classification_loss(labels, real_classes)
+        return loss
+
+    def private_networks(self):
+        return [self.discriminator]
 
     def get_config(self):
         return {

@@ -70,6 +70,9 @@ class DCGAN(AdversarialModel):
             self.data_shape, self.width, norm=self.discriminator_norm, depth=self.discriminator_depth
         )
 
+    def private_remedy(self):
+        return "use --discriminator_norm=layer, spectral or none"
+
     def get_config(self):
         return {**super().get_config(), "width": self.width, "discriminator_depth": self.discriminator_depth,
                 "discriminator_norm": self.discriminator_norm}

@@ -186,6 +186,12 @@ class InfoGAN(DCGAN):
         outputs = self.q_head(features, training=training)
         return outputs[:, : self.categories], outputs[:, self.categories:]
 
+    def make_private(self, clipping):
+        if self.clustering_weight > 0:
+            raise UsageError(f"clustering_weight={self.clustering_weight} teaches Q on real images outside "
+                             "per-example clipping; differentially private InfoGAN runs use clustering_weight=0")
+        super().make_private(clipping)
+
     def auxiliary_loss(self, latents, real, fake, fake_features):
         one_hot, continuous = self._split_codes(latents)
         logits, mean = self._q(fake_features, training=True)

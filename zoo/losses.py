@@ -217,7 +217,7 @@ def wasserstein_discriminator_loss(real_logits, fake_logits) -> tf.Tensor:
     return tf.reduce_mean(_f32(fake_logits)) - tf.reduce_mean(_f32(real_logits))
 
 
-def gradient_penalty(critic: Callable, real, fake, seed) -> tf.Tensor:
+def gradient_penalty(critic: Callable, real, fake, seed, eps=None) -> tf.Tensor:
     """WGAN-GP gradient penalty: ``mean((||grad_x critic(x)||_2 - 1)^2)``.
 
     ``x = real + eps * (fake - real)`` with ``eps ~ U[0, 1]`` drawn once per example (shape
@@ -234,15 +234,16 @@ def gradient_penalty(critic: Callable, real, fake, seed) -> tf.Tensor:
         int (the same `eps` each call) for `keras.random.uniform`.
 
     Returns:
-      Float32 scalar; the caller multiplies it by the penalty weight (10 in the paper).
+      Float32 scalar; the caller multiplies it by the penalty weight (10 in the paper). `eps`
+      gives the interpolation weights (`interpolation_weights`) instead of drawing them from `seed`.
     """
     real = _f32(real)
     fake = _f32(fake)
     rank = real.shape.rank
     if rank is None:
         raise ValueError("gradient_penalty needs inputs of known rank")
-    eps_shape = tf.concat([tf.shape(real)[:1], tf.ones([rank - 1], dtype=tf.int32)], axis=0)
-    eps = streams.draw(keras.random.uniform, eps_shape, seed, minval=0.0, maxval=1.0, dtype="float32")
+    if eps is None:
+        eps = interpolation_weights(real, seed)
     interpolates = real + eps * (fake - real)
     with tf.GradientTape() as tape:
         tape.watch(interpolates)
@@ -257,6 +258,13 @@ def gradient_penalty(critic: Callable, real, fake, seed) -> tf.Tensor:
     # matters moves.
     norms = tf.sqrt(squared_norms + 1e-10)
     return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def interpolation_weights(real, seed) -> tf.Tensor:
+    """The gradient penalty's ``eps ~ U[0, 1]``, one per example, shaped to broadcast over `real`."""
+    rank = real.shape.rank
+    eps_shape = tf.concat([tf.shape(real)[:1], tf.ones([rank - 1], dtype=tf.int32)], axis=0)
+    return streams.draw(keras.random.uniform, eps_shape, seed, minval=0.0, maxval=1.0, dtype="float32")
 
 
 # --------------------------------------------------------------------------------------------

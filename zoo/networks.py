@@ -59,25 +59,30 @@ def mlp_trunk(input_shape, hidden_units, *, name):
     return keras.Model(inputs, x, name=name)
 
 
-def dcgan_body(input_dim, image_shape, width, *, name="generator", output_activation="tanh"):
+def dcgan_body(input_dim, image_shape, width, *, name="generator", output_activation="tanh", norm="batch"):
     """Radford et al. 2015, in the layout of the TensorFlow DCGAN tutorial: a dense projection
     to the smallest feature map, a stride-1 transposed convolution there, then stride-2
     transposed convolutions up to the image side, each with batch norm and ReLU and halving the
     channels, and a final `output_activation`. With width 64 at 28x28: 7x7x256, 7x7x128,
-    14x14x64, 28x28xC."""
+    14x14x64, 28x28xC. `norm` `layer` or `none` replaces the batch norm (a network that sees real
+    examples under per-example gradient clipping must not mix them)."""
     side, channels = image_shape[0], image_shape[-1]
     start = DCGAN_START[side]
     upsamplings = int(math.log2(side // start))
     inputs = keras.Input((input_dim,), name=f"{name}_input")
     filters = width * 2 ** upsamplings
-    x = layers.Dense(start * start * filters, use_bias=False)(inputs)
-    x = layers.BatchNormalization()(x)
+    def normalise(x):
+        return (layers.BatchNormalization()(x) if norm == "batch" else layers.LayerNormalization()(x)
+                if norm == "layer" else x)
+
+    x = layers.Dense(start * start * filters, use_bias=norm == "none")(inputs)
+    x = normalise(x)
     x = layers.ReLU()(x)
     x = layers.Reshape((start, start, filters))(x)
     for stride in [1] + [2] * (upsamplings - 1):
         filters //= 2
-        x = layers.Conv2DTranspose(filters, 5, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.Conv2DTranspose(filters, 5, strides=stride, padding="same", use_bias=norm == "none")(x)
+        x = normalise(x)
         x = layers.ReLU()(x)
     x = layers.Conv2DTranspose(channels, 5, strides=2, padding="same")(x)
     outputs = layers.Activation(output_activation, dtype="float32")(x)

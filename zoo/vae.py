@@ -7,7 +7,7 @@ import math
 import keras
 import tensorflow as tf
 
-from synthblend.zoo import losses, networks, streams
+from synthblend.zoo import dpsgd, losses, networks, streams
 from synthblend.zoo.base import LABEL_EMBEDDING_DIM, GenerativeModel, apply_gradients, served_rows
 from synthblend.zoo.registry import MODELS, UsageError
 
@@ -63,8 +63,14 @@ class VAE(GenerativeModel):
     supports_tables = True
 
     def __init__(self, data_shape, latent_dim=16, width=32, depth=None, likelihood=None, beta=1.0,
-                 learning_rate=1e-3, **kwargs):
+                 learning_rate=1e-3, decoder_norm="batch", **kwargs):
         super().__init__(data_shape, **kwargs)
+        if decoder_norm not in networks.NORMS or decoder_norm == "spectral":
+            raise UsageError(f"decoder_norm={decoder_norm!r} is not one of batch, layer, none")
+        if decoder_norm != "batch" and len(self.data_shape) != 3:
+            raise UsageError(f"--decoder_norm={decoder_norm} applies to images (the convolutional decoder); "
+                             f"vae on vectors of shape {tuple(self.data_shape)} has no normalisation")
+        self.decoder_norm = decoder_norm
         self.check_data(self.data_shape, self.num_classes)
         if depth is not None and len(self.data_shape) == 3:
             raise UsageError(f"--depth={depth} applies to vectors (the hidden layers of the MLPs); vae on images "
@@ -153,7 +159,7 @@ class VAE(GenerativeModel):
         activation = "linear" if self.likelihood == "bernoulli" else self.output_activation
         if self.is_image:
             body = networks.dcgan_body(width, self.data_shape, self.width, name="decoder_body",
-                                       output_activation=activation)
+                                       output_activation=activation, norm=self.decoder_norm)
         else:
             body = networks.mlp_body(width, [self.width] * self.depth, self.data_shape, name="decoder_body",
                                      output_activation=activation)
@@ -289,11 +295,11 @@ class VAE(GenerativeModel):
 
     # -- the step -----------------------------------------------------------------------------
 
-    def _elbo_terms(self, batch, seed_generator, training):
+    def _elbo_terms(self, batch, noise, training):
+        """The mean reconstruction term and KL of `batch`, with the reparameterisation's `noise`."""
         data = batch["x"]
         labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
         mean, log_variance = self.encode(data, labels, training=training)
-        noise = streams.draw(keras.random.normal, tf.shape(mean), seed_generator)
         latents = mean + tf.exp(0.5 * log_variance) * noise
         decoded = self._decoder_output(latents, labels, training)
         reconstruction = tf.reduce_mean(self._negative_log_likelihood(data, decoded))
@@ -331,16 +337,41 @@ class VAE(GenerativeModel):
         return total
 
     def train_step(self, batch):
+        private = self.privacy is not None
+        # The reparameterisation noise, drawn here so that a DP-SGD step can pass each example its own.
+        noise = streams.draw(keras.random.normal, (tf.shape(batch["x"])[0], self.latent_dim), self.seed_generator)
         with tf.GradientTape() as tape:
-            reconstruction, kl = self._elbo_terms(batch, self.seed_generator, training=True)
+            reconstruction, kl = self._elbo_terms(batch, noise, training=True)
             loss = reconstruction + self.beta * kl
+        metrics = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
         variables = self.trainable_parameters
-        apply_gradients(tape, loss, variables, self.optimizer_)
-        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
+        if private:
+            labels = tf.cast(batch["y"], tf.int32) if self.conditional else tf.zeros_like(noise[:, :1])
+            metrics.update(dpsgd.apply_private_gradients(
+                self._example_loss, (batch["x"], labels, noise), variables, self.optimizer_, self.privacy,
+                self.seed_generator.next(),
+            ))
+        else:
+            apply_gradients(tape, loss, variables, self.optimizer_)
+        return metrics
+
+    def _example_loss(self, x, labels, noise):
+        """The negative ELBO (with beta) of a batch of one example: the loss of one DP-SGD example."""
+        batch = {"x": x, "y": labels} if self.conditional else {"x": x}
+        reconstruction, kl = self._elbo_terms(batch, noise, training=True)
+        return reconstruction + self.beta * kl
 
     def test_step(self, batch):
-        reconstruction, kl = self._elbo_terms(batch, self.evaluation_seed_generator, training=False)
+        noise = streams.draw(keras.random.normal, (tf.shape(batch["x"])[0], self.latent_dim),
+                             self.evaluation_seed_generator)
+        reconstruction, kl = self._elbo_terms(batch, noise, training=False)
         return {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
+
+    def private_networks(self):
+        return [self.encoder, self.decoder]
+
+    def private_remedy(self):
+        return "use --decoder_norm=layer or none"
 
     def pictures(self, num, seed, real=None):
         """Adds `reconstruction`: rows of real examples, each followed by its reconstruction."""
@@ -372,4 +403,6 @@ class VAE(GenerativeModel):
             "likelihood": self.likelihood,
             "beta": self.beta,
             "learning_rate": self.learning_rate,
+            # Runs saved before the option existed hold no key: their decoders have batch norm.
+            **({"decoder_norm": self.decoder_norm} if self.decoder_norm != "batch" else {}),
         }
