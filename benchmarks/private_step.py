@@ -30,6 +30,7 @@ STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed call series.", lower
 REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of each loop (after a warm-up).", lower_bound=1)
 STEPS_PER_CALL = flags.DEFINE_integer("steps_per_call", 50, "Steps inside one compiled call.", lower_bound=1)
 WORKLOADS = flags.DEFINE_list("workloads", ["gan", "dcgan"], "Workloads of benchmark.py to measure (gan, dcgan).")
+JIT = flags.DEFINE_bool("jit_compile", False, "Compile each step with XLA, as the train command's --jit_compile.")
 
 
 def loop(name: str, private: bool, folder: str):
@@ -43,7 +44,7 @@ def loop(name: str, private: bool, folder: str):
     dataset = pipeline.training_dataset(data, spec, batch_size=workload.batch_size, scale=scale, seed=0,
                                         shuffle_buffer=10000)
     return benchmark.project_loop(model, dataset, os.path.join(folder, f"{name}-{private}"),
-                                  STEPS_PER_CALL.value, False)
+                                  STEPS_PER_CALL.value, JIT.value)
 
 
 def main(argv):

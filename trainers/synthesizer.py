@@ -95,7 +95,9 @@ class Synthesizer:
           progress: draw a progress bar (a widget in a notebook) beside the log lines.
           **settings: the loop's settings by name: `batch_size`, `ema_decay`, `seed`,
             `checkpoint_every`, `log_every`, `sample_every`, `precision`, `strategy`, ... (the
-            fields of `synthblend.trainers.train.Settings`).
+            fields of `synthblend.trainers.train.Settings`); `target_epsilon` or
+            `noise_multiplier` (with `l2_norm_clip`, `delta`, `accountant`) trains with DP-SGD
+            (docs/privacy.md).
 
         Returns:
           self, fitted: `sample`, `evaluate`, `export` and `plot` use its latest checkpoint.
