@@ -258,3 +258,15 @@ def test_a_private_conditional_run_keeps_no_class_counts_and_samples_in_equal_sh
     record = record_of(model_dir)
     assert "class_counts" not in record and record["privacy"]["steps"] == 5
     np.testing.assert_allclose(sample.training_frequencies(record, 4), [0.25] * 4)
+
+
+@pytest.mark.parametrize("content, words", [('{"model": "dcgan", "config": ', "cannot be read"),
+                                            ("[1, 2]", "holds no run's record (a JSON list)")])
+def test_a_private_run_into_a_folder_with_a_broken_record_is_one_line(tmp_path, content, words):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(content)
+    code, _, err = run_tool(train.main, *SHAPES, f"--model_dir={model_dir}", "--train_steps=5", "--noise_multiplier=1")
+    assert code == 2, err
+    assert err.strip().splitlines() == [err.strip()] and words in err and "Traceback" not in err
+    assert (model_dir / "config.json").read_text() == content

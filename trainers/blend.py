@@ -83,8 +83,6 @@ def main(argv):
         raise UsageError(f"--output={path} must be an .npz file (or a .csv file for tables)")
     sample.check_output(path, F.OVERWRITE.value)
     source = sample.open_source()
-    cli.refuse_unless(source.conditional, F.CLASS_BALANCE, f"needs a conditional model; {source.where} holds "
-                      "one trained without --conditional")
     table = source.spec.table
     if (table is not None) != path.endswith(".csv"):
         raise UsageError(f"--output={path}: blends of tables are .csv files, blends of other data .npz files")

@@ -93,6 +93,8 @@ def guarded(main):
     from synthblend.zoo.registry import UsageError, UserError
 
     def wrapped(argv):
+        import tensorflow as tf  # a command's main has imported it already (`launch`)
+
         if not VERBOSE.value:
             # TensorFlow's own warnings (retracing, deprecations) are for developers, not users.
             logging.set_verbosity(logging.ERROR)
@@ -118,8 +120,8 @@ def guarded(main):
                 raise
             fail(f"out of memory ({str(error).splitlines()[0] if str(error) else 'MemoryError'}); "
                  "use less data, a smaller --image_size or --batch_size", 1)
-        except Exception as error:  # TensorFlow's out of memory: a tensor larger than the machine
-            if VERBOSE.value or type(error).__name__ != "ResourceExhaustedError":
+        except tf.errors.ResourceExhaustedError as error:  # TensorFlow's out of memory
+            if VERBOSE.value:
                 raise
             reason = str(error).strip().splitlines()[0] if str(error).strip() else "ResourceExhaustedError"
             fail(f"out of memory ({reason[:300]}); use less data, a smaller model (--width), --image_size or "

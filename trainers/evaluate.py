@@ -296,7 +296,7 @@ def report_header(source, num: int, seed: int, seen: bool, examples: str, given:
 
 def write_report(report: dict, pictures: dict, report_dir: str, source) -> None:
     """report.json, report.html (with `pictures`, name -> PNG path) and the TensorBoard scalars."""
-    write_json(report, os.path.join(report_dir, "report.json"))
+    lifecycle.write_json(os.path.join(report_dir, "report.json"), report)
     write_html(report, pictures, os.path.join(report_dir, "report.html"))
     log_scalars(report, report_dir, int(source.record.get("step") or 0))
 
@@ -480,12 +480,6 @@ def save(figure, path: str) -> str:
 
 # -- writing ------------------------------------------------------------------------------------
 
-def write_json(report: dict, path: str) -> None:
-    with open(path + ".tmp", "w") as file:
-        json.dump(report, file, indent=2, default=float, allow_nan=True)
-    os.replace(path + ".tmp", path)
-
-
 FLOORED = ("frechet_distance", "kid", "precision", "recall", "density", "coverage")
 CAPTIONS = {
     "samples": "Synthetic samples (top rows) and real held-out examples (bottom rows).",
@@ -539,9 +533,7 @@ examples and the held-out ones: what a perfect generator would score.</p>
 {images}
 <h2>Everything measured</h2><pre>{html.escape(json.dumps(details, indent=2, default=float))}</pre>
 </body></html>"""
-    with open(path + ".tmp", "w") as file:
-        file.write(page)
-    os.replace(path + ".tmp", path)
+    lifecycle.write_text(path, page)
 
 
 def fmt(value) -> str:

@@ -149,9 +149,7 @@ def write_serving_config(export_dir: str, name: str, base_path: str) -> str:
         "  }\n"
         "}\n"
     )
-    with open(path + ".tmp", "w") as file:
-        file.write(text)
-    os.replace(path + ".tmp", path)
+    lifecycle.write_text(path, text)
     return path
 
 

@@ -117,6 +117,18 @@ def uninterrupted():
             signal.raise_signal(number)
 
 
+def write_text(path: str, text: str) -> None:
+    """Writes `path` whole or not at all: into `<path>.tmp`, then renamed over it."""
+    with open(path + ".tmp", "w") as file:
+        file.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_json(path: str, data) -> None:
+    """`data` as indented JSON at `path`, whole or not at all (NumPy numbers as floats)."""
+    write_text(path, json.dumps(data, indent=2, default=float, allow_nan=True))
+
+
 # -- one writer per model directory or output -------------------------------------------------------
 
 def lock_path(target: str, folder: bool) -> str:
@@ -187,6 +199,7 @@ class Lock:
         self.path, self.record = path, record
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._refresh, name="lock-heartbeat", daemon=True)
+        self._thread.start()
 
     def _refresh(self):
         while not self._done.wait(HEARTBEAT):
@@ -195,8 +208,7 @@ class Lock:
 
     def release(self) -> None:
         self._done.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.join()
         holder, _ = read_holder(self.path)
         if holder == self.record:
             with contextlib.suppress(FileNotFoundError):
@@ -215,16 +227,14 @@ def acquire(path: str, flag: str, command: str) -> Lock:
             holder, refreshed = read_holder(path)
             if holder is None:
                 continue  # released meanwhile
-            if not stale(holder, refreshed) or (not holder and time.time() - refreshed < HEARTBEAT):
+            if not stale(holder, refreshed):
                 raise Busy(f"{flag} is in use by {describe(holder)}; wait for it to end or stop it "
                            f"(its lock {path} goes when it ends)") from None
             take_over(path, holder)
             continue
         with os.fdopen(descriptor, "w") as file:
             json.dump(record, file)
-        lock = Lock(path, record)
-        lock._thread.start()
-        return lock
+        return Lock(path, record)
     raise Busy(f"{flag} is being taken by other commands at the same time (lock {path}); try again")
 
 
@@ -249,24 +259,19 @@ def hold(target: str, flag: str, command: str, folder: bool = True, enabled: boo
     if not enabled:
         yield None
         return
-    made = None
-    if folder and not os.path.isdir(target):
-        made = os.path.abspath(target)
-        os.makedirs(made)
+    made = folder and not os.path.isdir(target)
+    if made:
+        os.makedirs(target)
     try:
         lock = acquire(lock_path(target, folder), flag, command)
-    except BaseException:
-        if made is not None:
-            with contextlib.suppress(OSError):
-                os.rmdir(made)
-        raise
-    try:
-        yield lock
+        try:
+            yield lock
+        finally:
+            lock.release()
     finally:
-        lock.release()
-        if made is not None:
+        if made:
             with contextlib.suppress(OSError):
-                os.rmdir(made)  # only if empty
+                os.rmdir(target)  # only if empty
 
 
 @contextlib.contextmanager

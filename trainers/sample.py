@@ -165,6 +165,9 @@ def open_source():
     if F.CHUNK_SIZE.defined and source.max_samples is not None:
         cli.refuse_unless(F.CHUNK_SIZE.value <= source.max_samples, F.CHUNK_SIZE, f"is more than the "
                           f"{source.max_samples} samples one request to {source.where} may ask for (its max_samples)")
+    if F.CLASS_BALANCE.defined:
+        cli.refuse_unless(source.conditional, F.CLASS_BALANCE, f"needs a conditional model; {source.where} holds "
+                          "one trained without --conditional")
     if F.CACHE_DIR.defined:
         what = "table rows" if source.spec.table is not None else "unlabelled data"
         cli.refuse_unless(source.spec.table is None and source.spec.num_classes >= 2, F.CACHE_DIR,
@@ -234,8 +237,9 @@ def parse_classes(values, spec: DataSpec) -> list[int]:
         else:
             raise UsageError(f"--classes: {value!r} is not a class of this model; accepted: {accepted}")
     classes = sorted(set(classes))
-    if len(classes) == 1 and F.CLASS_BALANCE.defined:
-        cli.refuse_unless(False, F.CLASS_BALANCE, f"changes nothing: --classes={','.join(values)} names one class")
+    if F.CLASS_BALANCE.defined:
+        cli.refuse_unless(len(classes) > 1, F.CLASS_BALANCE, f"changes nothing: --classes={','.join(values)} "
+                          "names one class")
     return classes
 
 
@@ -513,8 +517,6 @@ def main(argv):
     elif F.CLASSES.value:
         raise UsageError(f"--classes={','.join(F.CLASSES.value)} needs a conditional model; "
                          f"{source.where} holds one trained without --conditional")
-    cli.refuse_unless(source.conditional, F.CLASS_BALANCE, f"needs a conditional model; {source.where} holds "
-                      "one trained without --conditional")
     with writing(path, F.OVERWRITE.value, form == "png", "sampling"):
         write_samples(source, path, form, num, seed, chunk_size, labels)
     counts = "" if labels is None else " (" + ", ".join(

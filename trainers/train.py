@@ -270,20 +270,23 @@ def count_examples(data, spec) -> int:
 
 
 def read_record(model_dir: str) -> dict:
+    """The run's config.json ({} when there is none); UsageError when it cannot be read."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if not os.path.exists(path):
         return {}
-    with open(path) as file:
-        return json.load(file)
+    try:
+        with open(path) as file:
+            record = json.load(file)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} cannot be read ({error}); use another --model_dir") from None
+    if not isinstance(record, dict):
+        raise UsageError(f"{path} holds no run's record (a JSON {type(record).__name__}); use another --model_dir")
+    return record
 
 
 def update_record(model_dir: str, **changes) -> None:
     """Rewrites config.json with `changes` (the privacy account as training moves on)."""
-    record = {**read_record(model_dir), **changes}
-    path = os.path.join(model_dir, CONFIG_FILE)
-    with open(path + ".tmp", "w") as file:
-        json.dump(record, file, indent=2)
-    os.replace(path + ".tmp", path)
+    lifecycle.write_json(os.path.join(model_dir, CONFIG_FILE), {**read_record(model_dir), **changes})
 
 
 def check_data_options(spec, dataset: str, image_size, table) -> None:
@@ -366,27 +369,19 @@ def evaluate_heldout(trainer, spec, scale, dataset: str, train_split: str, image
     if not metrics:
         return {}
     result = {"split": split, "step": int(trainer.step.numpy()), **metrics}
-    path = os.path.join(trainer.model_dir, HELDOUT_FILE)
-    with open(path + ".tmp", "w") as file:
-        json.dump(result, file, indent=2)
-    os.replace(path + ".tmp", path)
+    lifecycle.write_json(os.path.join(trainer.model_dir, HELDOUT_FILE), result)
     return result
 
 
 def check_same_run(model_dir: str, record: dict) -> None:
     """Raises UsageError when `model_dir` holds another run than the one `record` describes."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+    saved = read_record(model_dir)
+    if not saved:
         if os.path.isdir(os.path.join(model_dir, CHECKPOINT_FOLDER)):
             raise UsageError(
                 f"--model_dir={model_dir} holds checkpoints but no {CONFIG_FILE}; use an empty or new directory"
             )
         return
-    try:
-        with open(path) as file:
-            saved = json.load(file)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{path} cannot be read ({error}); use another --model_dir") from None
     if saved.get("model") != record["model"]:
         raise UsageError(
             f"--model_dir={model_dir} holds a {saved.get('model')!r} model, not {record['model']!r}; "
@@ -423,7 +418,5 @@ def write_record(model_dir: str, record: dict) -> None:
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
         return
-    with open(path + ".tmp", "w") as file:
-        json.dump(record, file, indent=2)
-    os.replace(path + ".tmp", path)
+    lifecycle.write_json(path, record)
 

@@ -325,8 +325,7 @@ def apply_gradients(tape, loss, variables, optimizer):
     every term of its loss) trains as on one device. A `LossScaleOptimizer` (float16) gets the
     loss scaled by its current scale, which it takes out of the gradients again.
     """
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
+    replicas, _ = streams.replicas()
     scale = tf.constant(1.0 / replicas, loss.dtype)
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         scale = scale * tf.cast(optimizer.dynamic_scale, loss.dtype)
@@ -556,25 +555,17 @@ class AdversarialModel(GenerativeModel):
             if self.diffaugment:
                 both = diffaugment_module.diff_augment(both, self.diffaugment.split(","), self.seed_generator)
             outputs = self._discriminate(both, both_labels, training=True)
-            real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
-            discriminator_loss = self.loss_functions.discriminator(real_logits, fake_logits)
+            _, fake_logits = tf.split(outputs["logits"], 2, axis=0)
+            eps = losses.interpolation_weights(real, self.seed_generator) if (
+                self.loss_functions.uses_gradient_penalty) else None
+            discriminator_loss, metrics = self._discriminator_loss(outputs, real, fake, labels, eps)
             generator_loss = self.loss_functions.generator(fake_logits)
-            metrics = {"discriminator_loss": discriminator_loss, "generator_loss": generator_loss}
-            eps = None
-            if self.loss_functions.uses_gradient_penalty:
-                eps = losses.interpolation_weights(real, self.seed_generator)
-                penalty = losses.gradient_penalty(
-                    lambda x: self._discriminate(x, labels, training=True)["logits"], real, fake, None, eps=eps,
-                )
-                discriminator_loss += self.gradient_penalty_weight * penalty
-                metrics["gradient_penalty"] = penalty
+            metrics["generator_loss"] = generator_loss
             if self.classifier_weight > 0:
-                real_classes, fake_classes = tf.split(outputs["class_logits"], 2, axis=0)
-                real_error = losses.classification_loss(labels, real_classes)
+                _, fake_classes = tf.split(outputs["class_logits"], 2, axis=0)
                 fake_error = losses.classification_loss(labels, fake_classes)
-                discriminator_loss += self.classifier_weight * real_error
                 generator_loss += self.classifier_weight * fake_error
-                metrics.update(real_classification_loss=real_error, fake_classification_loss=fake_error)
+                metrics["fake_classification_loss"] = fake_error
             _, fake_features = tf.split(outputs["features"], 2, axis=0)
             auxiliary, auxiliary_metrics = self.auxiliary_loss(latents, real, fake, fake_features)
             if auxiliary is not None:
@@ -598,22 +589,33 @@ class AdversarialModel(GenerativeModel):
         apply_gradients(tape, generator_loss, self.generator.trainable_variables, self.generator_optimizer)
         return metrics
 
+    def _discriminator_loss(self, outputs, real, fake, labels, eps):
+        """The discriminator's loss but the auxiliary term, from its `outputs` on the real then the
+        generated examples (with the gradient penalty at interpolation weights `eps`), and its
+        parts as metrics."""
+        real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
+        loss = self.loss_functions.discriminator(real_logits, fake_logits)
+        metrics = {"discriminator_loss": loss}
+        if self.loss_functions.uses_gradient_penalty:
+            penalty = losses.gradient_penalty(
+                lambda x: self._discriminate(x, labels, training=True)["logits"], real, fake, None, eps=eps)
+            loss += self.gradient_penalty_weight * penalty
+            metrics["gradient_penalty"] = penalty
+        if self.classifier_weight > 0:
+            real_classes, _ = tf.split(outputs["class_logits"], 2, axis=0)
+            real_error = losses.classification_loss(labels, real_classes)
+            loss += self.classifier_weight * real_error
+            metrics["real_classification_loss"] = real_error
+        return loss, metrics
+
     def _pair_loss(self, real_view, fake_view, real, fake, labels, eps):
-        """The discriminator's loss, but the auxiliary term, on batches of one real example and
-        one generated (`_view`s: as the discriminator sees them, after DiffAugment): the loss of
-        one DP-SGD example, whose mean over the batch is the step's loss."""
+        """`_discriminator_loss` on batches of one real example and one generated (`_view`s: as
+        the discriminator sees them, after DiffAugment): the loss of one DP-SGD example, whose
+        mean over the batch is the step's."""
         labels = labels if self.conditional else None
         outputs = self._discriminate(tf.concat([real_view, fake_view], axis=0),
                                      tf.concat([labels, labels], axis=0) if self.conditional else None, training=True)
-        real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
-        loss = self.loss_functions.discriminator(real_logits, fake_logits)
-        if self.loss_functions.uses_gradient_penalty:
-            loss += self.gradient_penalty_weight * losses.gradient_penalty(
-                lambda x: self._discriminate(x, labels, training=True)["logits"], real, fake, None, eps=eps)
-        if self.classifier_weight > 0:
-            real_classes, _ = tf.split(outputs["class_logits"], 2, axis=0)
-            loss += self.classifier_weight * losses.classification_loss(labels, real_classes)
-        return loss
+        return self._discriminator_loss(outputs, real, fake, labels, eps)[0]
 
     def private_networks(self):
         return [self.discriminator]

@@ -19,6 +19,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from synthblend.zoo import streams
+
 
 @dataclasses.dataclass(frozen=True)
 class Clipping:
@@ -70,9 +72,7 @@ def private_gradients(loss, inputs, variables, clipping: Clipping, seed, public=
     1/replicas of the total, so that the sum the optimizer takes over the replicas carries noise of
     standard deviation `noise_multiplier * l2_norm_clip`, as on one device.
     """
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    replica = tf.cast(context.replica_id_in_sync_group, tf.int32) if context is not None else tf.constant(0)
+    replicas, replica = streams.replicas()
     gradients = [tf.cast(g, tf.float32) for g in per_example_gradients(loss, inputs, variables)]
     sums, norms = clipped_sum(gradients, clipping.l2_norm_clip)
     global_batch = tf.cast(tf.shape(inputs[0])[0] * replicas, tf.float32)
@@ -92,8 +92,7 @@ def private_gradients(loss, inputs, variables, clipping: Clipping, seed, public=
 
 def public_gradients(tape, loss, variables):
     """Plain gradients of `loss` (a mean over this replica's examples) for the sum over replicas."""
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
+    replicas, _ = streams.replicas()
     return tape.gradient(loss, tensorflow_variables(variables), output_gradients=tf.constant(1.0 / replicas, loss.dtype),
                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
 

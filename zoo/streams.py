@@ -14,15 +14,23 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def replicas():
+    """The number of replicas in sync and this replica's index among them (1 and 0 outside a
+    strategy's replica context)."""
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 1, tf.constant(0)
+    return context.num_replicas_in_sync, tf.cast(context.replica_id_in_sync_group, tf.int32)
+
+
 def draw(function, shape, seed, *args, **kwargs):
     """`function(shape, *args, seed=seed, **kwargs)` (a `keras.random` function, `shape`
     starting with this replica's batch), this replica's block of the global batch's draw."""
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas == 1:
+    count, index = replicas()
+    if count == 1:
         return function(shape, *args, seed=seed, **kwargs)
     shape = tf.convert_to_tensor(shape, tf.int32)
     rows = shape[0]
-    values = function(tf.concat([[rows * replicas], shape[1:]], 0), *args, seed=seed, **kwargs)
-    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+    values = function(tf.concat([[rows * count], shape[1:]], 0), *args, seed=seed, **kwargs)
+    start = index * rows
     return values[start:start + rows]
