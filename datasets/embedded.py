@@ -330,6 +330,19 @@ PURCHASE_KINDS = {"segment": "categorical", "age": "integer", "income": "continu
                   "basket_value": "continuous", "channel": "categorical", "churned": "boolean"}
 
 
+# Each column's domain as the generator below defines it (public, since it is how the table is made);
+# what a differentially private run needs declared (`datasets.tabular.check_declared`).
+PURCHASE_DOMAINS = {
+    "segment": {"kind": "categorical", "categories": list(PURCHASE_SEGMENTS)},
+    "age": {"kind": "integer", "bounds": [18, 80]},
+    "income": {"kind": "continuous", "bounds": [0, 500000], "decimals": 2},
+    "visits": {"kind": "integer", "bounds": [0, 50]},
+    "basket_value": {"kind": "continuous", "bounds": [0, 1000], "decimals": 2},
+    "channel": {"kind": "categorical", "categories": list(PURCHASE_CHANNELS)},
+    "churned": {"kind": "boolean", "tokens": ["false", "true"]},
+}
+
+
 def purchases(num_examples: int, seed: int) -> dict[str, np.ndarray]:
     """Customers and their purchases: a table with known structure, one row per customer.
 

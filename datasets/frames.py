@@ -53,10 +53,12 @@ def kind_of(name: str, dtype) -> str:
                      "(convert dates to numbers or strings first)")
 
 
-def write(frame, folder: str, label: str | None, check=None) -> tuple[str, str, dict]:
+def write(frame, folder: str, label: str | None, check=None, schema: dict | None = None) -> tuple[str, str, dict]:
     """Writes `frame` as `<folder>/train.csv` with its schema; returns the two paths and the
     dtypes to restore (column name -> dtype name). `check(digest)` sees the SHA-256 of the CSV
-    text before it replaces what the folder held, and may refuse it by raising."""
+    text before it replaces what the folder held, and may refuse it by raising. `schema` (a
+    schema's JSON, see `datasets.tabular`) declares columns beyond what their dtypes say, such as
+    the domains a differentially private run needs, and the missing-value policy."""
     if len(frame) == 0:
         raise DataError("the DataFrame has no rows")
     names = [str(name) for name in frame.columns]
@@ -65,6 +67,14 @@ def write(frame, folder: str, label: str | None, check=None) -> tuple[str, str, 
     if label is not None and label not in names:
         raise UsageError(f"label={label!r} is not a column of the DataFrame; its columns: {', '.join(names)}")
     kinds = {str(name): kind_of(str(name), dtype) for name, dtype in frame.dtypes.items()}
+    # Booleans are written as pandas writes them, whatever the rows hold.
+    kinds = {name: {"kind": "boolean", "tokens": ["False", "True"]} if kind == "boolean" else kind
+             for name, kind in kinds.items()}
+    for name, declared in (schema or {}).get("columns", {}).items():
+        if name not in kinds:
+            raise UsageError(f"schema= declares column {name!r}, which the DataFrame does not have; its columns: "
+                             f"{', '.join(names)}")
+        kinds[name] = declared
     os.makedirs(folder, exist_ok=True)
     data_path, schema_path = os.path.join(folder, DATA_FILE), os.path.join(folder, SCHEMA_FILE)
     partial = data_path + ".partial"
@@ -76,9 +86,11 @@ def write(frame, folder: str, label: str | None, check=None) -> tuple[str, str, 
                 for block in iter(lambda: file.read(1 << 20), b""):
                     digest.update(block)
             check(digest.hexdigest())
-        schema = {"columns": kinds, "label": label if label is not None else ""}
+        written = {"columns": kinds, "label": label if label is not None else ""}
+        if (schema or {}).get("missing") is not None:
+            written["missing"] = schema["missing"]
         with open(schema_path, "w") as file:
-            json.dump(schema, file, indent=2)
+            json.dump(written, file, indent=2)
         os.replace(partial, data_path)
     finally:
         if os.path.exists(partial):

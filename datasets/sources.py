@@ -573,7 +573,8 @@ def load_purchases(name: str, split: str, image_size: int | None, table=None):
             raise UsageError(f"label column {label!r} is continuous; a label must be categorical, boolean or integer")
         _, encoder = tabular.table_from_columns(
             name, embedded.purchases(PURCHASES_SIZES["train"], EMBEDDED_SEEDS["train"]),
-            embedded.PURCHASE_KINDS, label or None)
+            embedded.PURCHASE_KINDS, label or None, private=options.private,
+            declared=tabular.declarations({"columns": embedded.PURCHASE_DOMAINS}))
     rows = embedded.purchases(PURCHASES_SIZES[base], EMBEDDED_SEEDS[base])
     label = encoder["label"]["name"] if encoder["label"] else None
     arrays, _ = tabular.table_from_columns(name, rows, embedded.PURCHASE_KINDS, label, encoder)

@@ -45,6 +45,20 @@ Encoding, one block per column in column order (`table_blocks`):
 - a column with one value only (constant) takes no block: nothing to learn; decoding writes
   the constant back.
 
+Private runs (`Options.private`, set by differentially private training) read no domain from
+the rows: every modelled column is declared in the schema with its domain,
+
+    {"columns": {"age": {"kind": "integer", "bounds": [18, 90]},
+                 "income": {"kind": "continuous", "bounds": [0, 500000], "decimals": 2},
+                 "plan": {"kind": "categorical", "categories": ["basic", "pro"], "missing": true},
+                 "active": {"kind": "boolean", "tokens": ["no", "yes"]}},
+     "label": "active"}
+
+(an integer label declares its classes as `categories` or `bounds`); numeric values are clamped
+to their bounds, a column not declared `"missing": true` may not have missing cells (under
+`impute`), missing cells are filled with a value read from no row (the middle of the bounds,
+the first category), and numeric quantile knots come from noisy histograms (`fit_private`).
+
 `Encoder.to_json()` holds everything needed to decode (kinds, categories, quantile knots,
 label classes) and is stored as `DataSpec.table`; `decode_tensors` is the same decoding as
 TensorFlow ops, so an export can return decoded columns.
@@ -58,6 +72,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 from scipy import special
@@ -79,15 +94,35 @@ SCHEMA_KEYS = ("columns", "label", "missing")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Exports return continuous columns as float32; larger values would come back infinite.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# A private run's histogram of a numeric column: bins (integers narrower than this get one bin
+# per value) and the noisy count, in noise deviations, below which a bin is taken as empty (an
+# empty bin passes with probability 3e-5, so empty ranges gain almost no knots).
+HISTOGRAM_BINS = 200
+HISTOGRAM_THRESHOLD = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Private:
+    """How a differentially private run fits a table's encoder: nothing is read from the rows but
+    through a mechanism. Kinds, categories, label classes, boolean words, which columns may be
+    missing and numeric bounds come from the schema's declarations; the quantile knots of numeric
+    columns come from one histogram per column with Gaussian noise of standard deviation
+    `noise(num_rows) * sqrt(columns)` (each row adds one count to each histogram), bins whose
+    noisy count is below `HISTOGRAM_THRESHOLD` deviations dropped; `seed` draws the noise."""
+
+    noise: Callable[[int], float]
+    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What the user said about a table: a schema file, a label column, a missing policy."""
+    """What the user said about a table: a schema file, a label column, a missing policy; and
+    `private`, set by a differentially private run."""
 
     schema: str | None = None
     label: str | None = None
     missing: str | None = None
+    private: Private | None = None
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -166,22 +201,91 @@ def read_schema(path: str) -> dict:
     except OSError as error:
         raise UsageError(f"--schema={path} cannot be read ({error.strerror or error}); expected a readable "
                          "JSON file") from None
+    return check_schema(schema, f"--schema={path}")
+
+
+def check_schema(schema, where: str) -> dict:
+    """`schema` (a schema's JSON) checked for its shape; UsageError naming `where` otherwise."""
     if not isinstance(schema, dict) or set(schema) - set(SCHEMA_KEYS):
         extra = sorted(set(schema) - set(SCHEMA_KEYS)) if isinstance(schema, dict) else type(schema).__name__
-        raise UsageError(f"--schema={path}: unexpected {extra}; accepted keys: {', '.join(SCHEMA_KEYS)}")
+        raise UsageError(f"{where}: unexpected {extra}; accepted keys: {', '.join(SCHEMA_KEYS)}")
     columns = schema.get("columns", {})
     if not isinstance(columns, dict):
-        raise UsageError(f"--schema={path}: 'columns' must map column names to kinds")
+        raise UsageError(f"{where}: 'columns' must map column names to kinds")
     for name, kind in columns.items():
-        if not isinstance(kind, str) or kind not in KINDS:
-            raise UsageError(f"--schema={path}: column {name!r} has kind {kind!r}; accepted: {', '.join(KINDS)}")
+        check_declaration(f"{where}: column {name!r}", kind)
     label = schema.get("label")
     if label is not None and (not isinstance(label, str) or not label):
-        raise UsageError(f"--schema={path}: label={label!r}; expected a column name, or null for none")
+        raise UsageError(f"{where}: label={label!r}; expected a column name, or null for none")
     if schema.get("missing") is not None and (not isinstance(schema["missing"], str)
                                               or schema["missing"] not in MISSING_POLICIES):
-        raise UsageError(f"--schema={path}: missing={schema['missing']!r}; accepted: {', '.join(MISSING_POLICIES)}")
+        raise UsageError(f"{where}: missing={schema['missing']!r}; accepted: {', '.join(MISSING_POLICIES)}")
     return schema
+
+
+def check_declaration(where: str, declared) -> None:
+    """UsageError for a schema column that is neither a kind nor a declaration of its domain:
+    `{"kind": ..., "bounds": [low, high], "categories": [...], "tokens": [false, true],
+    "missing": bool, "decimals": int}` (the keys its kind takes)."""
+    if isinstance(declared, str):
+        declared = {"kind": declared}
+    if not isinstance(declared, dict):
+        raise UsageError(f"{where} is {declared!r}; expected a kind ({', '.join(KINDS)}) or an object like "
+                         '{"kind": "integer", "bounds": [18, 90]}')
+    kind = declared.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise UsageError(f"{where} has kind {kind!r}; accepted: {', '.join(KINDS)}")
+    accepted = DECLARATION_KEYS[kind]
+    extra = sorted(set(declared) - set(accepted) - {"kind"})
+    if extra:
+        raise UsageError(f"{where}: {', '.join(extra)} do not apply to a {kind} column; it takes "
+                         f"{', '.join(accepted) or 'no other key'}")
+    bounds = declared.get("bounds")
+    if bounds is not None:
+        numbers = isinstance(bounds, list) and len(bounds) == 2 and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+        if not numbers or bounds[0] > bounds[1] or (kind == "integer" and not all(float(b).is_integer() for b in bounds)):
+            raise UsageError(f"{where}: bounds={bounds!r}; expected [low, high] with low <= high"
+                             + (", whole numbers" if kind == "integer" else ", finite numbers"))
+        if kind == "continuous" and max(abs(b) for b in bounds) > FLOAT32_MAX:
+            raise UsageError(f"{where}: bounds={bounds!r} reach beyond the float32 range (+-{FLOAT32_MAX:.4g})")
+    categories = declared.get("categories")
+    if categories is not None:
+        cell = (lambda v: isinstance(v, int) and not isinstance(v, bool)) if kind == "integer" else (
+            lambda v: isinstance(v, str))
+        if (not isinstance(categories, list) or not categories or not all(map(cell, categories))
+                or len(set(categories)) != len(categories) or len(categories) > MAX_CATEGORIES):
+            what = "integers" if kind == "integer" else "strings"
+            raise UsageError(f"{where}: categories={categories!r}; expected a list of 1 to {MAX_CATEGORIES} distinct "
+                             f"{what}")
+    tokens = declared.get("tokens")
+    if tokens is not None and (not isinstance(tokens, list) or len(tokens) != 2 or not all(
+            isinstance(t, str) and t.strip() and not is_missing(t.strip()) for t in tokens)
+            or tokens[0].lower() == tokens[1].lower()):
+        raise UsageError(f"{where}: tokens={tokens!r}; expected the words for false and true, e.g. [\"no\", \"yes\"]")
+    if "missing" in declared and not isinstance(declared["missing"], bool):
+        raise UsageError(f"{where}: missing={declared['missing']!r}; expected true (the column may have missing "
+                         "cells) or false")
+    decimals = declared.get("decimals")
+    if decimals is not None and (not isinstance(decimals, int) or isinstance(decimals, bool)
+                                 or not 0 <= decimals <= MAX_DECIMALS):
+        raise UsageError(f"{where}: decimals={decimals!r}; expected a whole number from 0 to {MAX_DECIMALS}")
+
+
+# What a schema may declare of a column of each kind, beside its kind.
+DECLARATION_KEYS = {
+    "continuous": ("bounds", "missing", "decimals"),
+    "integer": ("bounds", "categories", "missing"),
+    "categorical": ("categories", "missing"),
+    "boolean": ("tokens", "missing"),
+    "ignore": (),
+}
+
+
+def declarations(schema: dict) -> dict[str, dict]:
+    """Column name -> what the schema declares of it (`{"kind": ...}` at least)."""
+    return {name: ({"kind": value} if isinstance(value, str) else dict(value))
+            for name, value in schema.get("columns", {}).items()}
 
 
 def is_missing(token: str) -> bool:
@@ -229,7 +333,7 @@ def is_number(token: str) -> bool:
 def resolve(path: str, header: list[str], rows: list[list[str]], options: Options) -> tuple[dict, str | None, str]:
     """Kinds of the columns, the label column and the missing policy from file and options."""
     schema = read_schema(options.schema) if options.schema else {}
-    overrides = schema.get("columns", {})
+    overrides = {name: declared["kind"] for name, declared in declarations(schema).items()}
     for name in overrides:
         if name not in header:
             raise UsageError(f"--schema names column {name!r}, which {path} does not have; "
@@ -241,6 +345,8 @@ def resolve(path: str, header: list[str], rows: list[list[str]], options: Option
     missing = options.missing or schema.get("missing") or "impute"
     if missing not in MISSING_POLICIES:
         raise UsageError(f"--missing={missing}; accepted: {', '.join(MISSING_POLICIES)}")
+    if options.private is not None:
+        check_declared(path, header, declarations(schema), label)
     kinds = {}
     for index, name in enumerate(header):
         if overrides.get(name) == "ignore":
@@ -255,22 +361,49 @@ def resolve(path: str, header: list[str], rows: list[list[str]], options: Option
         if kinds[label] == "ignore" or kinds[label] not in ("categorical", "boolean", "integer"):
             raise UsageError(f"label column {label!r} is {kinds[label]}; a label must be categorical, boolean "
                              f"or integer with at most {MAX_LABEL_CLASSES} values")
-    return kinds, label, missing
+    return kinds, label, missing, declarations(schema)
 
 
-def parse_columns(path: str, header, rows, kinds: dict, label: str | None, encoder: dict | None = None):
-    """Typed columns and their missing masks; errors name the line and column of a bad cell."""
+def check_declared(source: str, header, declared: dict, label: str | None) -> None:
+    """UsageError unless the schema declares the domain of every column a private run models:
+    read from the rows, it would lie outside the guarantee."""
+    lacking = []
+    for name in header:
+        column = declared.get(name, {})
+        kind = column.get("kind")
+        if kind == "ignore":
+            continue
+        if kind is None:
+            lacking.append(f"{name} (its kind and domain)")
+        elif kind == "boolean" and "tokens" not in column:
+            lacking.append(f'{name} ("tokens": [false word, true word])')
+        elif kind == "categorical" and "categories" not in column:
+            lacking.append(f'{name} ("categories")')
+        elif kind == "integer" and name == label and not ("categories" in column or "bounds" in column):
+            lacking.append(f'{name} ("categories": the label classes)')
+        elif kind in NUMERIC and name != label and "bounds" not in column:
+            lacking.append(f'{name} ("bounds": [low, high])')
+    if lacking:
+        raise UsageError(f"differentially private training reads no column's domain from {source}'s rows (it "
+                         f"would lie outside the guarantee); declare in --schema: {', '.join(lacking)}; e.g. "
+                         '{"columns": {"age": {"kind": "integer", "bounds": [18, 90]}, "plan": {"kind": '
+                         '"categorical", "categories": ["basic", "pro"]}, "id": "ignore"}} (see docs/privacy.md)')
+
+
+def parse_columns(path: str, header, rows, kinds: dict, label: str | None, tokens: dict | None = None):
+    """Typed columns and their missing masks; errors name the line and column of a bad cell.
+    `tokens` maps boolean columns to their known (false, true) words."""
     columns, masks = {}, {}
     for index, name in enumerate(header):
         kind = kinds[name]
         if kind == "ignore":
             continue
-        tokens = [row[index] for row in rows]
-        mask = np.array([is_missing(token) for token in tokens])
+        cells = [row[index] for row in rows]
+        mask = np.array([is_missing(token) for token in cells])
         masks[name] = mask
         if kind in NUMERIC:
             check = is_integer if kind == "integer" else is_number
-            for number, (token, missing) in enumerate(zip(tokens, mask), start=2):
+            for number, (token, missing) in enumerate(zip(cells, mask), start=2):
                 if not missing and not check(token):
                     what = ("an integer of ASCII digits within int64" if kind == "integer" else
                             "a finite number written in ASCII")
@@ -281,32 +414,32 @@ def parse_columns(path: str, header, rows, kinds: dict, label: str | None, encod
                                     f"range (+-{FLOAT32_MAX:.4g}) that samples and exports hold; rescale the column")
             dtype = np.int64 if kind == "integer" else np.float64
             columns[name] = np.array([0 if m else (int(t) if kind == "integer" else float(t))
-                                      for t, m in zip(tokens, mask)], dtype)
+                                      for t, m in zip(cells, mask)], dtype)
         elif kind == "boolean":
-            known = encoder_tokens(encoder, name)
-            pair = known or boolean_pair({t.lower() for t, m in zip(tokens, mask) if not m})
+            known = (tokens or {}).get(name)
+            pair = tuple(t.lower() for t in known) if known else boolean_pair(
+                {t.lower() for t, m in zip(cells, mask) if not m})
             if pair is None:
-                bad = next(t for t, m in zip(tokens, mask) if not m and t.lower() not in sum(BOOLEAN_PAIRS, ()))
+                bad = next(t for t, m in zip(cells, mask) if not m and t.lower() not in sum(BOOLEAN_PAIRS, ()))
                 raise DataError(f"{path}: column {name!r} holds {bad!r}, which is not a boolean; accepted pairs: "
                                 + ", ".join("/".join(p) for p in BOOLEAN_PAIRS))
-            for number, (token, missing) in enumerate(zip(tokens, mask), start=2):
+            for number, (token, missing) in enumerate(zip(cells, mask), start=2):
                 if not missing and token.lower() not in pair:
                     raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not "
                                     f"{pair[0]!r} or {pair[1]!r} (the column is boolean)")
-            columns[name] = np.array([not m and t.lower() == pair[1] for t, m in zip(tokens, mask)])
-            masks[name + "\0tokens"] = pair
+            columns[name] = np.array([not m and t.lower() == pair[1] for t, m in zip(cells, mask)])
+            masks[name + "\0tokens"] = tuple(known) if known else pair
         else:
-            columns[name] = np.array(tokens, dtype=str)
+            columns[name] = np.array(cells, dtype=str)
     return columns, masks
 
 
-def encoder_tokens(encoder: dict | None, name: str):
+def encoder_tokens(encoder: dict | None) -> dict:
+    """Boolean column name -> its (false, true) words, of a fitted encoder."""
     if encoder is None:
-        return None
-    for column in encoder["columns"] + ([encoder["label"]] if encoder.get("label") else []):
-        if column["name"] == name and column["kind"] == "boolean":
-            return tuple(column["tokens"])
-    return None
+        return {}
+    return {column["name"]: tuple(column["tokens"]) for column in column_specs(encoder).values()
+            if column["kind"] == "boolean"}
 
 
 # --- the encoder -----------------------------------------------------------------------------
@@ -357,13 +490,117 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
     return encoder
 
 
-def check_private(encoder: dict) -> None:
-    """UsageError: a table's encoder is fitted on its rows (quantiles, categories, which values
-    are constant or missing), outside any privacy guarantee, so differentially private training
-    does not take tables."""
-    raise UsageError("differentially private training does not take tables: the table's encoder reads its "
-                     "quantiles and categories from the rows themselves, outside the guarantee; train a table "
-                     "without --target_epsilon and --noise_multiplier")
+def fit_private(source: str, header, columns: dict, masks: dict, kinds: dict, label: str | None, missing: str,
+                declared: dict, private: Private) -> dict:
+    """The encoder of a private run: every domain from `declared` (a schema's declarations, checked
+    by `check_declared`), numeric quantile knots from noisy histograms within the declared bounds.
+    Missing cells take a fill read from no row; numeric values outside their bounds are clamped to
+    them; a category, word or label class outside the declared ones is a DataError."""
+    specs, numeric = [], []
+    for name in header:
+        kind = kinds[name]
+        if kind == "ignore":
+            continue
+        column, mask = declared[name], masks[name]
+        if mask.any() and not column.get("missing") and name != label and missing == "impute":
+            raise DataError(f"{source}: column {name!r} has {int(mask.sum())} missing cells, and --schema does not "
+                            'declare it "missing": true; declare it (the model then learns where cells are missing), '
+                            "or pass --missing=drop")
+        present = columns[name][~mask]
+        if kind == "categorical" or (kind == "integer" and name == label and "categories" in column):
+            allowed = set(column["categories"])
+            unknown = next((value for value in present if value.item() not in allowed), None)
+            if unknown is not None:
+                raise DataError(f"{source}: column {name!r} holds {unknown.item()!r}, which --schema's categories "
+                                f"do not list ({', '.join(map(str, column['categories']))}); add it to them")
+        if name == label:
+            continue
+        spec = {"name": name, "kind": kind, "missing": bool(column.get("missing")) and missing == "impute"}
+        if kind == "boolean":
+            spec["tokens"] = list(column["tokens"])
+            fill = False
+        elif kind == "categorical":
+            fill = column["categories"][0]
+            if len(column["categories"]) == 1:
+                spec["constant"] = fill
+            else:
+                spec["categories"] = list(column["categories"])
+        else:
+            low, high = column["bounds"]
+            columns[name] = np.clip(columns[name], low, high).astype(columns[name].dtype)
+            fill = (low + high) / 2 if kind == "continuous" else round((low + high) / 2)
+            if low == high:
+                spec["constant"] = int(low) if kind == "integer" else float(low)
+            else:
+                numeric.append((spec, name, (low, high)))
+            if kind == "continuous":
+                spec["decimals"] = column.get("decimals")
+        if spec["missing"]:
+            columns[name] = np.where(mask, fill, columns[name]).astype(columns[name].dtype)
+        specs.append(spec)
+    noise = float(private.noise(len(next(iter(masks.values()))))) if numeric else None
+    rng = np.random.default_rng(private.seed)
+    deviation = None if noise is None else noise * math.sqrt(len(numeric))
+    for spec, name, bounds in numeric:
+        spec["quantiles"] = private_quantiles(columns[name][~masks[name]], bounds, spec["kind"], deviation, rng)
+    label_spec = None
+    if label is not None:
+        label_spec = private_label(source, label, kinds[label], declared[label], columns[label][~masks[label]])
+    encoder = {"columns": specs, "label": label_spec, "order": [n for n in header if kinds[n] != "ignore"],
+               "missing": missing,
+               "private": {"noise_multiplier": noise, "histograms": len(numeric), "bins": HISTOGRAM_BINS,
+                           "threshold": HISTOGRAM_THRESHOLD}}
+    encoder["blocks"] = [list(block) for block in blocks_of(encoder)]
+    if not encoder["blocks"]:
+        raise DataError(f"{source}: every column is constant or the label; nothing to learn")
+    return encoder
+
+
+def private_quantiles(values: np.ndarray, bounds, kind: str, deviation: float, rng) -> list[float]:
+    """Quantile knots of `values` within `bounds` from a histogram with Gaussian noise of standard
+    deviation `deviation` per bin; bins below `HISTOGRAM_THRESHOLD` deviations count as empty,
+    and when every bin does, the knots are spread evenly over the bounds."""
+    low, high = float(bounds[0]), float(bounds[1])
+    if kind == "integer" and high - low + 1 <= HISTOGRAM_BINS:
+        edges = np.concatenate([[low], np.arange(low, high) + 0.5, [high]])
+    else:
+        edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    counts = np.histogram(np.clip(values, low, high), edges)[0] + rng.normal(0.0, deviation, len(edges) - 1)
+    counts = np.where(counts >= HISTOGRAM_THRESHOLD * deviation, counts, 0.0)
+    if not counts.any():
+        counts = np.ones(len(edges) - 1)
+    keep = counts > 0
+    lefts, rights, mass = edges[:-1][keep], edges[1:][keep], counts[keep] / counts.sum()
+    cumulative = np.concatenate([[0.0], np.cumsum(mass)])
+    levels = np.linspace(0.0, 1.0, min(NUM_QUANTILES, max(2, len(values))))
+    index = np.clip(np.searchsorted(cumulative, levels, side="right") - 1, 0, len(mass) - 1)
+    fraction = np.clip((levels - cumulative[index]) / mass[index], 0.0, 1.0)
+    return (lefts[index] + fraction * (rights[index] - lefts[index])).tolist()
+
+
+def private_label(source: str, name: str, kind: str, column: dict, present: np.ndarray) -> dict:
+    """The label column's spec from its declaration: its categories, words, or the integers in its bounds."""
+    if kind == "boolean":
+        classes = [False, True]
+    elif "categories" in column:
+        classes = list(column["categories"])
+    else:
+        low, high = (int(b) for b in column["bounds"])
+        if high - low + 1 > MAX_LABEL_CLASSES:
+            raise UsageError(f"label column {name!r} is declared with bounds [{low}, {high}], {high - low + 1} classes; "
+                             f"a label has at most {MAX_LABEL_CLASSES} (declare its \"categories\")")
+        classes = list(range(low, high + 1))
+        outside = present[(present < low) | (present > high)]
+        if len(outside):
+            raise DataError(f"{source}: label column {name!r} holds {outside[0].item()}, outside its declared bounds "
+                            f"[{low}, {high}]")
+    if not 2 <= len(classes) <= MAX_LABEL_CLASSES:
+        raise UsageError(f"label column {name!r} is declared with {len(classes)} classes; a label needs 2 to "
+                         f"{MAX_LABEL_CLASSES}")
+    spec = {"name": name, "kind": kind, "classes": classes}
+    if kind == "boolean":
+        spec["tokens"] = list(column["tokens"])
+    return spec
 
 
 def column_decimals(tokens) -> int | None:
@@ -633,14 +870,20 @@ def load_csv(path: str, options: Options | dict | None = None) -> tuple[dict, di
                 raise DataError(f"{path}: has no column {spec['name']!r}, which the model was trained on")
             kinds[spec["name"]] = spec["kind"]
         label = fitted["label"]["name"] if fitted["label"] else None
-        missing = fitted["missing"]
-    else:
-        kinds, label, missing = resolve(path, header, rows, options or Options())
-    return table_arrays(path, header, rows, kinds, label, missing, fitted)
+        return table_arrays(path, header, rows, kinds, label, fitted["missing"], fitted)
+    options = options or Options()
+    kinds, label, missing, declared = resolve(path, header, rows, options)
+    return table_arrays(path, header, rows, kinds, label, missing, private=options.private, declared=declared)
 
 
-def table_arrays(source, header, rows, kinds, label, missing, fitted=None):
-    columns, masks = parse_columns(source, header, rows, kinds, label, fitted)
+def table_arrays(source, header, rows, kinds, label, missing, fitted=None, private: Private | None = None,
+                 declared: dict | None = None):
+    """`(arrays, encoder)` of text rows: the encoder is `fitted`, or fitted on the rows (through
+    `private`'s mechanism from the `declared` domains, for a private run)."""
+    tokens = encoder_tokens(fitted)
+    if private is not None:
+        tokens = {name: tuple(column["tokens"]) for name, column in declared.items() if "tokens" in column}
+    columns, masks = parse_columns(source, header, rows, kinds, label, tokens)
     for name in list(columns):
         if kinds[name] == "continuous":
             columns[name + "\0tokens"] = [row[header.index(name)] for row in rows]
@@ -657,8 +900,11 @@ def table_arrays(source, header, rows, kinds, label, missing, fitted=None):
     columns = {name: (value[keep] if isinstance(value, np.ndarray) else [v for v, k in zip(value, keep) if k])
                for name, value in columns.items()}
     masks = {name: (mask[keep] if isinstance(mask, np.ndarray) else mask) for name, mask in masks.items()}
-    impute(columns, masks, kinds)
-    encoder = fitted or fit(source, header, columns, masks, kinds, label, missing)
+    if private is None:
+        impute(columns, masks, kinds)
+        encoder = fitted or fit(source, header, columns, masks, kinds, label, missing)
+    else:
+        encoder = fit_private(source, header, columns, masks, kinds, label, missing, declared, private)
     table = {name: value for name, value in columns.items() if "\0" not in name}
     for spec in encoder["columns"]:
         if spec["missing"]:
@@ -669,11 +915,15 @@ def table_arrays(source, header, rows, kinds, label, missing, fitted=None):
     return arrays, encoder
 
 
-def table_from_columns(name: str, table: dict, kinds: dict, label: str | None, fitted: dict | None = None):
-    """`(arrays, encoder)` of an in-memory table (e.g. an embedded one), as `load_csv` gives."""
+def table_from_columns(name: str, table: dict, kinds: dict, label: str | None, fitted: dict | None = None,
+                       private: Private | None = None, declared: dict | None = None):
+    """`(arrays, encoder)` of an in-memory table (e.g. an embedded one), as `load_csv` gives;
+    a private fit takes the columns' `declared` domains (as a schema's `declarations`)."""
     header = list(table)
     rows = [list(row) for row in zip(*(cell_strings(table[column]) for column in header))]
-    return table_arrays(name, header, rows, kinds, label, "impute", fitted)
+    if private is not None:
+        check_declared(name, header, declared, label)
+    return table_arrays(name, header, rows, kinds, label, "impute", fitted, private, declared)
 
 
 def cell_strings(values: np.ndarray) -> list[str]:

@@ -190,9 +190,14 @@ def test_a_given_noise_with_a_budget_stops_at_the_last_step_within_it(tmp_path):
     (["--model=dcgan", "--dataset=shapes", "--noise_multiplier=1", *TINY],
      ["batch norm", "--discriminator_norm=layer, spectral or none"]),
     (["--model=gan", "--dataset=ring", "--noise_multiplier=1", *TINY], ["takes images", "ring holds vectors"]),
-    (["--model=gan", "--dataset=purchases", "--noise_multiplier=1", *TINY], ["does not take tables"]),
-], ids=["clip without DP", "delta", "float16", "budget below one step", "batch norm", "vectors", "table"])
+    (["--model=gan", "--dataset=csv:TABLE", "--schema=KINDS", "--noise_multiplier=1", *TINY],
+     ["reads no column's domain", 'plan ("categories")', 'age ("bounds": [low, high])', 'paid ("tokens"']),
+], ids=["clip without DP", "delta", "float16", "budget below one step", "batch norm", "vectors", "undeclared table"])
 def test_what_a_private_run_cannot_take_is_refused_in_one_line(tmp_path, argv, words):
+    table = write_table(tmp_path / "table.csv")
+    kinds = tmp_path / "kinds.json"
+    kinds.write_text(json.dumps({"columns": {name: column["kind"] for name, column in DECLARED["columns"].items()}}))
+    argv = [argument.replace("TABLE", str(table)).replace("KINDS", str(kinds)) for argument in argv]
     code, _, err = run_tool(train.main, *argv, f"--model_dir={tmp_path / 'run'}")
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -270,3 +275,140 @@ def test_a_private_run_into_a_folder_with_a_broken_record_is_one_line(tmp_path, 
     assert code == 2, err
     assert err.strip().splitlines() == [err.strip()] and words in err and "Traceback" not in err
     assert (model_dir / "config.json").read_text() == content
+
+
+# -- tables: every domain declared, quantiles from noisy histograms ---------------------------------
+
+DECLARED = {"columns": {"plan": {"kind": "categorical", "categories": ["basic", "pro", "team"]},
+                        "age": {"kind": "integer", "bounds": [18, 90], "missing": True},
+                        "spend": {"kind": "continuous", "bounds": [0, 100], "decimals": 1},
+                        "paid": {"kind": "boolean", "tokens": ["No", "Yes"]}},
+            "label": "paid"}
+
+
+def write_table(path, rows=None):
+    generator = np.random.default_rng(1)
+    rows = rows or [[("basic", "pro")[i % 2], str(20 + i % 50) if i % 9 else "", f"{generator.gamma(2, 10):.1f}",
+                     ("No", "Yes")[i % 3 == 0]] for i in range(300)]
+    path.write_text("plan,age,spend,paid\n" + "".join(",".join(row) + "\n" for row in rows))
+    return path
+
+
+def private_load(tmp_path, rows=None, noise=1.0, schema=DECLARED):
+    from synthblend.datasets import tabular
+
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    options = tabular.Options(schema=str(tmp_path / "schema.json"), private=tabular.Private(lambda n: noise, 0))
+    return tabular.load_csv(str(write_table(tmp_path / "table.csv", rows)), options)
+
+
+def test_a_private_table_takes_its_domains_from_the_schema_not_the_rows(tmp_path):
+    from synthblend.datasets import tabular
+
+    arrays, encoder = private_load(tmp_path)
+    columns = {spec["name"]: spec for spec in encoder["columns"]}
+    # "team" never occurs, "Yes"/"No" keep their case, age 20..69 occurs but the knots span what the
+    # histogram says within [18, 90]; the label's classes are the declared words.
+    assert columns["plan"]["categories"] == ["basic", "pro", "team"]
+    assert encoder["label"] == {"name": "paid", "kind": "boolean", "classes": [False, True], "tokens": ["No", "Yes"]}
+    assert columns["age"]["missing"] and not columns["spend"]["missing"] and columns["spend"]["decimals"] == 1
+    assert 18 <= columns["age"]["quantiles"][0] and columns["age"]["quantiles"][-1] <= 90
+    assert encoder["private"] == {"noise_multiplier": 1.0, "histograms": 2, "bins": tabular.HISTOGRAM_BINS,
+                                  "threshold": tabular.HISTOGRAM_THRESHOLD}
+    back = tabular.decode(arrays["x"], encoder, arrays["y"], with_missing=True)
+    assert back["age\0missing"].sum() == 34 and set(back["plan"]) == {"basic", "pro"}
+    # One row changed far outside the bounds moves no knot beyond them (it is clamped), and a
+    # changed row changes no category, word or class.
+    rows = [["pro", "20", "1e9", "Yes"]] + [[("basic", "pro")[i % 2], str(20 + i % 50), "5.0", "No"] for i in range(299)]
+    _, other = private_load(tmp_path / "other" if (tmp_path / "other").mkdir() is None else None, rows)
+    spend = {spec["name"]: spec for spec in other["columns"]}["spend"]
+    assert spend["quantiles"][-1] <= 100
+    assert {spec["name"]: spec.get("categories") for spec in other["columns"]}["plan"] == ["basic", "pro", "team"]
+
+
+@pytest.mark.parametrize("rows, words", [
+    ([["gold", "20", "1.0", "No"], ["pro", "21", "2.0", "Yes"]], "holds 'gold', which --schema's categories do not"),
+    ([["pro", "20", "", "No"], ["pro", "21", "2.0", "Yes"]], "column 'spend' has 1 missing cells"),
+    ([["pro", "20", "1.0", "no"], ["pro", "21", "2.0", "true"]], "'true' is not 'no' or 'yes'"),
+], ids=["category", "missing", "word"])
+def test_a_private_table_refuses_cells_outside_the_declared_domains(tmp_path, rows, words):
+    from synthblend.zoo.registry import DataError
+
+    with pytest.raises(DataError, match=words):
+        private_load(tmp_path, rows)
+
+
+def test_private_quantiles_follow_the_data_and_leave_empty_ranges_empty():
+    from synthblend.datasets import tabular
+
+    generator = np.random.default_rng(0)
+    values = np.concatenate([generator.normal(20, 3, 10000), generator.normal(70, 3, 10000)])  # empty in 35..55
+    knots = np.asarray(tabular.private_quantiles(values, (0, 100), "continuous", 5.0, generator))
+    levels = np.searchsorted(np.sort(values), knots) / len(values)  # the data's own levels at the knots
+    assert np.abs(levels - np.linspace(0, 1, len(knots))).max() < 0.01
+    assert np.mean((knots > 35) & (knots < 55)) < 0.005
+    # So much noise that no bin stands out: the knots spread over the bounds.
+    flat = tabular.private_quantiles(values[:50], (0, 100), "continuous", 1000.0, generator)
+    assert flat[0] == 0 and flat[-1] == pytest.approx(100)
+
+
+def test_the_histograms_are_counted_in_the_account():
+    release = privacy.release_noise_for(0.5, 1e-5)
+    assert privacy.epsilon(0.0, 0.01, 0, 1e-5, release_noise=release) == pytest.approx(0.5, abs=0.01)
+    plain = privacy.plan(20000, 256, 1000, target_epsilon=2.0)
+    table = privacy.plan(20000, 256, 1000, target_epsilon=2.0, release_noise=release)
+    assert table.noise_multiplier > plain.noise_multiplier
+    assert table.epsilon_at(1000) <= 2.0 < privacy.epsilon(table.noise_multiplier, table.sample_rate, 1000, table.delta,
+                                                           release_noise=release) + 0.01
+    assert table.epsilon_at(1000) > privacy.epsilon(table.noise_multiplier, table.sample_rate, 1000, table.delta)
+    with pytest.raises(UsageError, match="histograms alone spend epsilon"):
+        privacy.plan(20000, 256, 1000, target_epsilon=0.4, release_noise=release, delta=1e-5)
+
+
+def test_a_private_table_run_trains_samples_and_states_what_its_guarantee_covers(tmp_path):
+    from synthblend.trainers import sample
+
+    model_dir = tmp_path / "run"
+    tiny = ["--model=gan", "--dataset=purchases", "--conditional", "--width=8", "--latent_dim=2", "--batch_size=64",
+            "--noise_multiplier=2", f"--model_dir={model_dir}"]
+    code, out, err = run_tool(train.main, *tiny, "--train_steps=4")
+    assert code == 0, err
+    record = record_of(model_dir)
+    release = record["data_spec"]["table"]["private"]["noise_multiplier"]
+    assert record["privacy"]["release_noise"] == release
+    assert record["privacy"]["epsilon"] > privacy.epsilon(2.0, 64 / 20000, 4, 1e-6)
+    guarantee = privacy.guarantee(record)
+    assert "as the schema declares them" in guarantee["covers"] and f"{release:.4g}" in guarantee["covers"]
+    code, _, err = run_tool(sample.main, f"--model_dir={model_dir}", "--num_samples=20",
+                            f"--output={tmp_path / 's.csv'}")
+    assert code == 0, err
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "segment,age,income,visits,basket_value,channel,churned"
+    # The same command again resumes with the same encoder (the same noise draws).
+    code, _, err = run_tool(train.main, *tiny, "--train_steps=6")
+    assert code == 0, err
+    assert record_of(model_dir)["privacy"]["steps"] == 6
+    assert record_of(model_dir)["data_spec"] == record["data_spec"]
+
+
+def test_a_dataframe_trains_privately_with_its_domains_declared_beside_its_dtypes(tmp_path):
+    import pandas as pd
+    import synthblend as sb
+
+    generator = np.random.default_rng(3)
+    frame = pd.DataFrame({"plan": generator.choice(["basic", "pro"], 200), "age": generator.integers(18, 70, 200),
+                          "paid": generator.random(200) < 0.4})
+    synth = sb.Synthesizer("gan", conditional=True, width=8, latent_dim=2)
+    quiet = dict(steps=3, batch_size=32, noise_multiplier=2.0, progress=False, log_every=10, sample_every=10**6)
+    with pytest.raises(UsageError, match=r'plan \("categories"\), age \("bounds"'):
+        synth.fit(frame, label="paid", model_dir=tmp_path / "bare", **quiet)
+    declared = {"columns": {"plan": {"kind": "categorical", "categories": ["basic", "pro", "team"]},
+                            "age": {"kind": "integer", "bounds": [18, 99]}}}
+    synth.fit(frame, label="paid", schema=declared, model_dir=tmp_path / "run", **quiet)
+    table = record_of(tmp_path / "run")["data_spec"]["table"]
+    assert table["columns"][0]["categories"] == ["basic", "pro", "team"]
+    assert table["label"]["tokens"] == ["False", "True"]
+    rows = synth.sample(10)
+    assert list(rows.columns) == ["plan", "age", "paid"] and rows["paid"].dtype == bool
+    with pytest.raises(UsageError, match="schema= declares column 'zip', which the DataFrame does not have"):
+        synth.fit(frame, label="paid", schema={"columns": {"zip": "categorical"}}, model_dir=tmp_path / "other",
+                  **quiet)

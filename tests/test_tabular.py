@@ -291,3 +291,27 @@ def test_vae_trains_on_a_csv_table(tmp_path):
     assert code == 0, err
     record = json.loads((tmp_path / "vae" / "config.json").read_text())
     assert record["data_spec"]["table"]["label"] is None and record["data_spec"]["shape"] == [12]
+
+
+@pytest.mark.parametrize("column, words", [
+    (["integer"], "expected a kind"),
+    ({"kind": "integer", "categories": ["a"]}, "categories=['a']; expected a list of 1 to 500 distinct integers"),
+    ({"kind": "integer", "bounds": [1.5, 3]}, "low <= high, whole numbers"),
+    ({"kind": "continuous", "bounds": [5, 1]}, "bounds=[5, 1]; expected [low, high] with low <= high"),
+    ({"kind": "continuous", "bounds": [0, float("inf")]}, "finite numbers"),
+    ({"kind": "continuous", "bounds": [0, 1e39]}, "beyond the float32 range"),
+    ({"kind": "categorical", "categories": ["a", "a"]}, "distinct strings"),
+    ({"kind": "categorical", "bounds": [0, 1]}, "bounds do not apply to a categorical column; it takes categories"),
+    ({"kind": "boolean", "tokens": ["yes", "YES"]}, "the words for false and true"),
+    ({"kind": "boolean", "tokens": ["no", "NA"]}, "the words for false and true"),
+    ({"kind": "continuous", "missing": "yes"}, "missing='yes'; expected true"),
+    ({"kind": "continuous", "decimals": 12}, "decimals=12; expected a whole number from 0 to 8"),
+    ({"kind": "date"}, "has kind 'date'; accepted: continuous"),
+], ids=["list", "integer categories", "integer bounds", "reversed", "infinite", "float32", "repeated",
+        "foreign key", "same words", "missing word", "missing flag", "decimals", "kind"])
+def test_a_column_declaration_that_cannot_be_read_is_one_line(tmp_path, column, words):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"columns": {"age": column}}))
+    with pytest.raises(UsageError) as caught:
+        tabular.read_schema(str(schema))
+    assert words in str(caught.value) and f"--schema={schema}: column 'age'" in str(caught.value)

@@ -76,7 +76,7 @@ class Synthesizer:
     # -- training ---------------------------------------------------------------------------
 
     def fit(self, data, labels=None, *, steps: int | None = None, model_dir: str | None = None,
-            label: str | None = None, schema: str | None = None, missing: str | None = None,
+            label: str | None = None, schema: str | dict | None = None, missing: str | None = None,
             split: str = "train", image_size: int | None = None, augment: str | None = None,
             eval_split: str | None = None, progress: bool = True, **settings) -> "Synthesizer":
         """Trains on `data` into `model_dir`, continuing from its latest checkpoint.
@@ -89,8 +89,10 @@ class Synthesizer:
           labels: integer class indices 0..K-1, one per example of an array `data`.
           steps: train until this step (the train command's `--train_steps`).
           model_dir: where the run is written; a new temporary folder when None.
-          label, schema, missing: tables: the label column, a schema file, the missing-value
-            policy (as `--label_column`, `--schema`, `--missing`).
+          label, schema, missing: tables: the label column, a schema (a JSON file, or for a
+            DataFrame also the dict it would hold: it declares columns beyond their dtypes, such
+            as the domains a private run needs), the missing-value policy (as `--label_column`,
+            `--schema`, `--missing`).
           split, image_size, augment, eval_split: as the train command's flags.
           progress: draw a progress bar (a widget in a notebook) beside the log lines.
           **settings: the loop's settings by name: `batch_size`, `ema_decay`, `seed`,
@@ -124,7 +126,10 @@ class Synthesizer:
     def _dataset(self, data, labels, model_dir, label, schema, missing):
         """The source name of `data` (written into `model_dir` when it is in memory), its table
         options and what config.json records about it."""
-        options = tabular.Options(schema=schema, label=label, missing=missing)
+        if isinstance(schema, dict) and not frames.is_frame(data):
+            raise UsageError("schema= is a dict only with a DataFrame; for a CSV source pass the schema file's path")
+        options = tabular.Options(schema=None if schema is None or isinstance(schema, dict) else os.fspath(schema),
+                                  label=label, missing=missing)
         if isinstance(data, (str, os.PathLike)):
             if labels is not None:
                 raise UsageError("labels are given with data only as arrays; a source name brings its own")
@@ -133,11 +138,10 @@ class Synthesizer:
         if frames.is_frame(data):
             if labels is not None:
                 raise UsageError("a DataFrame brings its labels as a column; name it with label=")
-            if schema is not None:
-                raise UsageError("schema= applies to CSV sources; a DataFrame's dtypes give its column kinds")
+            declared = schema_of(schema)
             path, schema_path, dtypes = frames.write(data, folder, label,
                                                      check=lambda digest: check_same_data(folder, frames.DATA_FILE,
-                                                                                          digest))
+                                                                                          digest), schema=declared)
             return f"csv:{os.path.abspath(path)}", tabular.Options(schema_path, label or "", missing), {
                 "frame_dtypes": dtypes}
         if label is not None or schema is not None or missing is not None:
@@ -353,6 +357,15 @@ def load_data(name: str, split: str = "train", *, limit: int | None = None, imag
     if spec.table is not None:
         return frames.to_frame(tabular.decode(x, spec.table, y, with_missing=True), spec.table)
     return x, y
+
+
+def schema_of(schema) -> dict | None:
+    """A DataFrame's schema: the dict given, or the JSON of the file named; checked as --schema is."""
+    if schema is None:
+        return None
+    if isinstance(schema, dict):
+        return tabular.check_schema(schema, "schema=")
+    return tabular.read_schema(os.fspath(schema))
 
 
 def arrays_of(data, labels=None) -> tuple[np.ndarray, np.ndarray | None]:

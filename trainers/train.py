@@ -91,6 +91,8 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
     distribute.per_replica_batch(strategy, settings.batch_size)
     model_class = zoo.get(model_name)
     check_options(model_name, model_options)
+    if settings.private:
+        table = private_table(table, settings, model_dir)
     data, spec = sources.load(dataset, split, image_size, table=table)
     check_data_options(spec, dataset, image_size, table)
     table_argument = table_arguments(model_name, spec)
@@ -226,8 +228,9 @@ def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> priva
     if settings.precision == "mixed_float16":
         raise UsageError("differentially private training takes --precision=float32 or mixed_bfloat16; float16's "
                          "loss scaling would scale the clip norm")
+    release = None
     if spec.table is not None:
-        tabular.check_private(spec.table)
+        release = (spec.table.get("private") or {}).get("noise_multiplier")
     elif spec.value_range is None:
         raise UsageError(f"differentially private training takes images (scaled by their fixed value range); "
                          f"{spec.name} holds vectors, standardised by a mean and standard deviation read from the "
@@ -236,7 +239,7 @@ def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> priva
     num_examples = count_examples(data, spec)
     if saved is not None:
         given = {"l2_norm_clip": settings.l2_norm_clip, "target_epsilon": settings.target_epsilon,
-                 "accountant": settings.accountant}
+                 "accountant": settings.accountant, "release_noise": release}
         if settings.noise_multiplier is not None:
             given["noise_multiplier"] = settings.noise_multiplier
         if settings.delta is not None:
@@ -248,17 +251,36 @@ def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> priva
         if other:
             raise UsageError(f"--model_dir={model_dir} holds a private run with another account ({'; '.join(other)}); "
                              "pass the same privacy flags to continue it, or use another --model_dir")
-        account = privacy.Privacy(**{name: saved[name] for name in (
-            "l2_norm_clip", "noise_multiplier", "delta", "num_examples", "batch_size", "target_epsilon", "accountant")})
+        account = privacy.Privacy(**{name: saved.get(name) for name in (
+            "l2_norm_clip", "noise_multiplier", "delta", "num_examples", "batch_size", "target_epsilon", "accountant",
+            "release_noise")})
     else:
         account = privacy.plan(num_examples, settings.batch_size, settings.train_steps,
                                target_epsilon=settings.target_epsilon, noise_multiplier=settings.noise_multiplier,
-                               delta=settings.delta, l2_norm_clip=settings.l2_norm_clip, accountant=settings.accountant)
+                               delta=settings.delta, l2_norm_clip=settings.l2_norm_clip, accountant=settings.accountant,
+                               release_noise=release)
     if account.last_step() == 0:
         raise UsageError(f"--noise_multiplier={account.noise_multiplier:g} is too little noise: one step already spends "
                          f"more than --target_epsilon={account.target_epsilon:g}")
     model.make_private(dpsgd.Clipping(account.l2_norm_clip, account.noise_multiplier))
     return account
+
+
+def private_table(table: tabular.Options | None, settings: Settings, model_dir: str) -> tabular.Options:
+    """The table options of a private run: a table's encoder is then fitted from the schema's
+    declared domains and noisy histograms (`tabular.Private`), spending part of the budget; a
+    resumed run draws the same histograms as the run it continues."""
+    saved = (read_record(model_dir).get("privacy") or {}).get("release_noise")
+
+    def noise(num_rows: int) -> float:
+        if saved is not None:
+            return saved
+        return privacy.table_release_noise(
+            num_rows, batch_size=settings.batch_size, steps=settings.train_steps,
+            target_epsilon=settings.target_epsilon, noise_multiplier=settings.noise_multiplier, delta=settings.delta,
+            accountant=settings.accountant)
+
+    return dataclasses.replace(table or tabular.Options(), private=tabular.Private(noise, settings.seed))
 
 
 def count_examples(data, spec) -> int:
