@@ -6,7 +6,9 @@ which every command can read again), and its dtypes are recorded so that sampled
 as a DataFrame with the same columns and dtypes.
 
 Kinds from dtypes: booleans -> `boolean`; integers (also pandas' nullable `Int64`) -> `integer`;
-floats -> `continuous`; strings, objects and categories -> `categorical`.
+floats -> `continuous`; naive datetimes (`datetime64`) -> `datetime`; strings, objects and
+categories -> `categorical`. Time-zone aware datetimes are refused: convert them to naive ones
+(e.g. UTC) first.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def kind_of(name: str, dtype) -> str:
 
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        raise UsageError(f"column {name!r} has dtype {dtype}, aware of a time zone; accepted: naive datetime64 "
+                         f"columns (convert it, e.g. frame[{name!r}].dt.tz_convert('UTC').dt.tz_localize(None))")
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "datetime"
     if pd.api.types.is_integer_dtype(dtype):
         return "integer"
     if pd.api.types.is_float_dtype(dtype):
@@ -49,8 +56,8 @@ def kind_of(name: str, dtype) -> str:
     if (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
             or isinstance(dtype, pd.CategoricalDtype)):
         return "categorical"
-    raise UsageError(f"column {name!r} has dtype {dtype}; accepted: numbers, booleans, strings and categories "
-                     "(convert dates to numbers or strings first)")
+    raise UsageError(f"column {name!r} has dtype {dtype}; accepted: numbers, booleans, naive datetimes, strings "
+                     "and categories")
 
 
 def write(frame, folder: str, label: str | None, check=None, schema: dict | None = None) -> tuple[str, str, dict]:
@@ -86,7 +93,7 @@ def write(frame, folder: str, label: str | None, check=None, schema: dict | None
                 for block in iter(lambda: file.read(1 << 20), b""):
                     digest.update(block)
             check(digest.hexdigest())
-        written = {"columns": kinds, "label": label if label is not None else ""}
+        written = {"columns": kinds, "label": label}
         if (schema or {}).get("missing") is not None:
             written["missing"] = schema["missing"]
         with open(schema_path, "w") as file:
@@ -100,7 +107,7 @@ def write(frame, folder: str, label: str | None, check=None, schema: dict | None
 
 def to_frame(table: dict, encoder: dict, dtypes: dict | None = None):
     """A decoded table (`tabular.decode(..., with_missing=True)`) as a DataFrame, cells decoded
-    as missing set to missing, columns cast back to `dtypes` where given."""
+    as missing set to missing (NaT in datetime columns), columns cast back to `dtypes` where given."""
     import pandas as pd
 
     columns = {}
@@ -109,7 +116,9 @@ def to_frame(table: dict, encoder: dict, dtypes: dict | None = None):
         mask = table.get(name + "\0missing")
         wanted = (dtypes or {}).get(name)
         if mask is not None and mask.any():
-            if values.dtype.kind in "iub":
+            if values.dtype.kind == "M":
+                values = np.where(mask, np.datetime64("NaT"), values)
+            elif values.dtype.kind in "iub":
                 values = pd.array(values, dtype="Int64" if values.dtype.kind in "iu" else "boolean")
                 values[mask] = pd.NA
             else:
@@ -145,5 +154,5 @@ def _cells(values: np.ndarray) -> list[str]:
     import pandas as pd
 
     missing = pd.isna(values)
-    text = tabular.cell_strings(np.asarray(values)) if values.dtype.kind in "biuf" else [str(v) for v in values]
+    text = tabular.cell_strings(np.asarray(values)) if values.dtype.kind in "biufM" else [str(v) for v in values]
     return ["" if gone else cell for cell, gone in zip(text, missing)]

@@ -1,4 +1,12 @@
-"""How data flows to a model: scale to the model's range, cache, shuffle, repeat, batch, prefetch.
+"""How data flows to a model: draw examples in a shuffled order, batch, augment, scale, prefetch.
+
+Data held as rows (arrays in memory, or file paths decoded as they are drawn; see
+`rows.rows_of`) is drawn by position: example p of the endless stream is row
+`index_shuffle(p mod N)` of a permutation seeded by (seed, epoch p div N), so every epoch is a new
+permutation of all N rows, and where the stream stands is the one number p. The iterator is
+then checkpointed symbolically, as that position (`tf.data.Options.experimental_symbolic_checkpoint`):
+a checkpoint holds no examples, however large the data. Other sources (tfds) are cached in memory
+when they fit, shuffled through a buffer, and checkpointed with that buffer.
 
 Scaling is an affine map per feature, `model = (data - offset) / factor`, chosen from the
 `DataSpec`: bounded data (images) maps its `value_range` onto the model's range (e.g. [-1, 1]
@@ -13,7 +21,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from synthblend.datasets import augment
+from synthblend.datasets import augment, rows as row_data
 from synthblend.datasets.sources import DataSpec
 
 # Datasets that are not already in memory are cached there when they fit under this size.
@@ -73,13 +81,20 @@ def training_dataset(
     `shard(dataset)` keeps this worker's share of the examples, before caching and shuffling
     (`trainers.distribute.input_fn`); `batch_size` is then the batch of one replica.
     """
-    dataset = dataset.map(lambda example: {k: example[k] for k in keys if k in example})
-    if shard is not None:
-        dataset = shard(dataset)
-    if not spec.in_memory and _fits_in_cache(spec):
-        dataset = dataset.cache()
-    buffer = min(shuffle_buffer, spec.num_examples or shuffle_buffer)
-    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    rows = row_data.rows_of(dataset)
+    if rows is not None:
+        # A worker's step takes one batch per replica of it.
+        worker = (getattr(shard, "index", 0), getattr(shard, "count", 1))
+        share = batch_size * getattr(shard, "replicas", 1)
+        dataset = positional_examples(rows, seed=seed, worker=worker, batch_size=share, keys=keys)
+    else:
+        dataset = dataset.map(lambda example: {k: example[k] for k in keys if k in example})
+        if shard is not None:
+            dataset = shard(dataset)
+        if not spec.in_memory and _fits_in_cache(spec):
+            dataset = dataset.cache()
+        buffer = min(shuffle_buffer, spec.num_examples or shuffle_buffer)
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if augmentation is not None:
         dataset = augment.apply(dataset, augmentation)
@@ -92,7 +107,34 @@ def training_dataset(
     # save: the augmentation layers' seed state (a variable, which the trainer checkpoints beside
     # the iterator) and Python functions of some sources (decoding, generators).
     options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    # Drawn by position, the stream is saved as its position. Augmented batches are not: a
+    # symbolic restore would draw the batches that were prefetched again, from seed states
+    # already moved on; their checkpoint holds those few batches instead.
+    options.experimental_symbolic_checkpoint = rows is not None and augmentation is None
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def positional_examples(rows, *, seed: int, worker: tuple[int, int] = (0, 1), batch_size: int = 1,
+                        keys: tuple[str, ...] = ("x", "y")) -> tf.data.Dataset:
+    """The endless stream of `rows`' examples (`rows.Rows`) drawn by position: example p of the
+    whole run's stream is row `index_shuffle(p mod N, (seed, p div N))`, each epoch a new
+    permutation of the N rows. Worker `index` of `count` takes, of each global batch of
+    `count * batch_size` positions, the `index`-th run of `batch_size`: the workers' batches of a
+    step together are the batch one process would draw."""
+    index, count = worker
+    rows_count = tf.constant(rows.count, tf.int64)
+    seed = tf.constant(seed, tf.int64)
+    tensors = rows.tensors()
+    width, share = tf.constant(count * batch_size, tf.int64), tf.constant(batch_size, tf.int64)
+
+    def example(k):
+        position = (k // share) * width + index * share + k % share
+        epoch, offset = position // rows_count, position % rows_count
+        row = tf.random.experimental.index_shuffle(offset, tf.stack([seed, epoch]), rows_count - 1)
+        drawn = rows.example(tensors, row)
+        return {key: drawn[key] for key in keys if key in drawn}
+
+    return tf.data.Dataset.range(2**62).map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def evaluation_dataset(dataset: tf.data.Dataset, *, batch_size: int, scale: Scaling,

@@ -3,17 +3,22 @@
 Source names:
 
 - `tfds:<name>`: a TensorFlow Datasets image dataset (`mnist`, `fashion_mnist`, `cifar10`, ...),
-  downloaded and prepared by tensorflow-datasets on first use;
+  downloaded and prepared by tensorflow-datasets on first use; `--split` takes TFDS' forms
+  (`train[:10%]`, `test[-20%:]`, `train[:10%]+test[:5%]`), checked against the prepared splits;
 - `npz:<path>`: a NumPy `.npz` file with array `x` (images `N,H,W[,C]` or vectors `N,D`) and
   optional integer labels `y`;
 - `images:<dir>`: a folder of PNG/JPEG/BMP/GIF files; one subfolder per class gives labels;
 - `csv:<path>`: a table with a header row (see `datasets.tabular`); `x` is each row's encoding,
   `y` the label column's class index when there is one;
+- `tfrecord:<file or glob>`: shards of `tf.train.Example`s as `synthblend-sample` writes them
+  (images as PNG bytes, vectors as float lists, labels `y`), read as a stream;
 
-  each of these three is one split, `train`, which `--split` may slice (`train[:80%]`); any
+  each of these four is one split, `train`, which `--split` may slice (`train[:80%]`); any
   other split of them is a UsageError;
 - an embedded dataset generated in-process, no download: `shapes`, `ring`, `grid`, and the
   table `purchases` (see `datasets.embedded`).
+
+A slice's percents run from -100% to 100%, and a slice that selects no example is refused.
 
 Every dataset yields dicts `{"x": ..., "y": ...}` (`y` only when labelled; `shapes` also yields
 its true generative `factors`). Images keep their stored dtype (usually uint8); vectors are
@@ -31,10 +36,15 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from synthblend.datasets import embedded, tabular
+from synthblend.datasets import embedded, rows, tabular
 from synthblend.zoo.registry import DataError, Registry, UsageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# An image folder whose decoded pixels would take more than this is decoded as it is read.
+IMAGES_IN_MEMORY_BYTES = 256 * 1024**2
+# Image modes (as Pillow names them) a streamed folder decodes, and their channels before any
+# alpha channel is dropped; other modes (16-bit, CMYK, ...) are read in memory.
+IMAGE_MODES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3, "P": 3, "1": 1}
 SPLITS = ("train", "test")
 # Labels are class indices 0..MAX_CLASSES - 1: conditional models draw a row of pictures, and
 # keep an embedding, per class.
@@ -140,6 +150,7 @@ def check_one_split(name: str, split: str, what: str = "file") -> None:
     if split.partition("[")[0] != "train":
         raise UsageError(f"--split={split}: {name!r} is one {what}, so its only split is train (slice it as "
                          "train[:80%] or train[80%:] to hold some back)")
+    check_percents(name, split)
 
 
 def _check_split(name: str, split: str) -> str:
@@ -148,17 +159,34 @@ def _check_split(name: str, split: str) -> str:
     if base not in SPLITS:
         raise UsageError(f"unknown split {split!r} for dataset {name!r}; accepted: {', '.join(SPLITS)}, "
                          "optionally sliced as in train[:10%] or train[1000:2000]")
+    check_percents(name, split)
     return base
 
 
 _SLICE = re.compile(r"^(\w+)\[(-?\d+%?)?:(-?\d+%?)?\]$")
+_PERCENT = re.compile(r"(-?[\d_.]+)%")
+SLICE_EXAMPLES = "train[:10%], train[1000:2000] or test[-20%:]"
+
+
+def check_percents(name: str, split: str) -> None:
+    """UsageError for a percent bound outside [-100%, 100%] (`train[:200%]`), which TFDS refuses too."""
+    for text in _PERCENT.findall(split):
+        try:
+            value = float(text)
+        except ValueError:  # not a number; the slice's parser refuses it
+            continue
+        if abs(value) > 100:
+            raise UsageError(f"split {split!r} of {name!r} has the percent bound {text}%; accepted: percents "
+                             f"from -100% to 100%, as in {SLICE_EXAMPLES}")
 
 
 def split_examples(name: str, split: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The examples of a split named like TFDS slices (`train`, `train[:10%]`, `train[500:]`),
-    taken from the full split's `arrays`."""
+    taken from the full split's `arrays`; UsageError for a percent outside [-100%, 100%] or a
+    slice that holds no examples."""
     if "[" not in split:
         return arrays
+    check_percents(name, split)
     match = _SLICE.match(split)
     if not match:
         raise UsageError(f"split {split!r} of {name!r} is not a slice like train[:10%] or train[1000:2000]")
@@ -258,7 +286,35 @@ def from_arrays(
         factor_names=tuple(factor_names),
         in_memory=True,
     )
-    return tf.data.Dataset.from_tensor_slices(elements), spec
+    return rows.rows_dataset(elements), spec
+
+
+# The held-out share of a source without a test split, and the seed of its choice of examples.
+DEFAULT_HOLDOUT = 0.1
+HOLDOUT_SEED = 0
+
+
+def hold_out(data: tf.data.Dataset, spec: DataSpec, share: float, seed: int = HOLDOUT_SEED):
+    """`(kept, kept_spec, held, held_spec)`: the examples of `data` split into a training part and
+    a held-out `share` of them, chosen by a permutation seeded by `seed` (the same examples every
+    time for the same data). `data` must be held as rows (arrays, a table, an image folder)."""
+    found = rows.rows_of(data)
+    if found is None:
+        raise UsageError(f"--holdout={share:g}: {spec.name!r} is read as a stream, not as rows; hold out a split "
+                         "of it instead (e.g. --split=train[:90%] and evaluate with --test_split=train[90%:])")
+    count = found.count
+    held = int(round(share * count))
+    if not 1 <= held <= count - 1:
+        raise UsageError(f"--holdout={share:g} of the {count} examples of {spec.name!r} holds out {held}; give a "
+                         f"share that leaves at least one example on each side, or --holdout=0")
+    order = np.random.default_rng(seed).permutation(count)
+
+    def part(index):
+        index = np.sort(index)
+        return rows.rows_dataset({key: column[index] for key, column in found.columns.items()}, found.decode)
+
+    return (part(order[held:]), dataclasses.replace(spec, num_examples=count - held),
+            part(order[:held]), dataclasses.replace(spec, num_examples=held))
 
 
 def _image_range(name: str, x: np.ndarray) -> tuple[float, float]:
@@ -312,6 +368,103 @@ def load_npz(path: str, split: str, image_size: int | None):
     return from_arrays(name, x, y, image_size=image_size, split=split)
 
 
+# --- tfrecord:<glob> -------------------------------------------------------------------------
+
+
+@SCHEMES.register("tfrecord")
+def load_tfrecord(pattern: str, split: str, image_size: int | None):
+    """`tfrecord:<file or glob>`: shards of `tf.train.Example`s as `synthblend-sample` writes them,
+    `x` PNG bytes (images) or a float list (vectors) and optional int64 labels `y`, so samples
+    train a model again. The shards are one split, `train`, which `--split` may slice; they are
+    read as a stream, after one pass that counts the examples and classes (and, for vectors, takes
+    the mean and spread the model standardises with)."""
+    name = f"tfrecord:{pattern}"
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise UsageError(f"dataset {name!r}: no file matches {pattern!r}; expected TFRecord shards, e.g. "
+                         "tfrecord:samples.tfrecord or tfrecord:'shards/*.tfrecord'")
+    check_one_split(name, split)
+    records = tf.data.TFRecordDataset(files)
+    try:
+        first = next(iter(records.take(1)), None)
+        if first is None:
+            raise DataError(f"{name}: the shards hold no examples")
+        example = tf.train.Example.FromString(first.numpy())
+    except (tf.errors.OpError, ValueError) as error:
+        raise DataError(f"{name}: cannot be read as TFRecord shards of tf.train.Example "
+                        f"({str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__})"
+                        ) from None
+    features = example.features.feature
+    if "x" not in features:
+        raise DataError(f"{name}: its examples have no feature 'x' (found: {', '.join(sorted(features)) or 'none'}); "
+                        "expected what synthblend-sample writes")
+    labelled = "y" in features
+    if features["x"].bytes_list.value:
+        image = tf.io.decode_image(features["x"].bytes_list.value[0], expand_animations=False)
+        shape = tuple(int(d) for d in image.shape)
+        description = {"x": tf.io.FixedLenFeature([], tf.string)}
+    else:
+        shape = (len(features["x"].float_list.value),)
+        description = {"x": tf.io.FixedLenFeature([shape[0]], tf.float32)}
+    if labelled:
+        description["y"] = tf.io.FixedLenFeature([], tf.int64)
+    if image_size is not None and len(shape) == 3:
+        shape = (image_size, image_size, shape[-1])
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, description)
+        x = parsed["x"]
+        if len(shape) == 3:
+            x = tf.io.decode_image(x, channels=shape[-1], expand_animations=False)
+            if image_size is not None:
+                x = tf.image.resize(x, (image_size, image_size), antialias=True)
+                x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+            x = tf.ensure_shape(x, shape)
+        return {"x": x, **({"y": parsed["y"]} if labelled else {})}
+
+    dataset = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    count, classes, total, squares = 0, 0, np.zeros(shape, np.float64), np.zeros(shape, np.float64)
+    try:
+        for batch in dataset.batch(4096).as_numpy_iterator():
+            count += len(batch["x"])
+            if labelled:
+                classes = max(classes, int(batch["y"].max()) + 1)
+                if batch["y"].min() < 0:
+                    raise DataError(f"{name}: holds label {batch['y'].min()}; labels are class indices 0, 1, 2, ...")
+            if len(shape) == 1:
+                total += batch["x"].sum(axis=0, dtype=np.float64)
+                squares += np.square(batch["x"], dtype=np.float64).sum(axis=0)
+    except tf.errors.OpError as error:
+        raise DataError(f"{name}: an example cannot be read ({str(error).strip().splitlines()[0][:200]}); expected "
+                        f"every example like the first: x of shape {shape}"
+                        + (", an int64 y" if labelled else "")) from None
+    if classes > MAX_CLASSES:
+        raise DataError(f"{name}: holds label {classes - 1}; class indices run 0..{MAX_CLASSES - 1}")
+    if "[" in split:
+        kept = split_examples(name, split, {"index": np.arange(count)})["index"]
+        dataset = dataset.skip(int(kept[0])).take(len(kept))
+        count = len(kept)
+    loc = scale = None
+    if len(shape) == 1:
+        mean = total / max(count, 1)
+        spread = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
+        loc, scale = tuple(float(v) for v in mean), tuple(float(v) if v > 0 else 1.0 for v in spread)
+    spec = DataSpec(
+        name=name,
+        shape=shape,
+        value_range=(0.0, 255.0) if len(shape) == 3 else None,
+        loc=loc,
+        scale=scale,
+        num_classes=classes if classes >= 2 else 0,
+        class_names=tuple(str(i) for i in range(classes)) if classes >= 2 else (),
+        num_examples=count,
+        in_memory=False,
+    )
+    if classes < 2 and labelled:
+        dataset = dataset.map(lambda example: {"x": example["x"]})
+    return dataset, spec
+
+
 # --- images:<dir> ----------------------------------------------------------------------------
 
 
@@ -331,6 +484,9 @@ def load_images(directory: str, split: str, image_size: int | None):
         raise UsageError(
             f"dataset {name!r}: no image files ({' '.join(IMAGE_EXTENSIONS)}) in {directory!r}"
         )
+    streamed = _stream_images(name, directory, files, labels, class_names, split, image_size)
+    if streamed is not None:
+        return streamed
     images = []
     for path in files:
         try:
@@ -354,6 +510,61 @@ def load_images(directory: str, split: str, image_size: int | None):
     x = np.stack(images)
     y = np.asarray(labels, np.int64) if class_names else None
     return from_arrays(name, x, y, class_names=tuple(class_names), split=split)
+
+
+def _stream_images(name, directory, files, labels, class_names, split, image_size):
+    """The folder as rows of paths and labels, decoded as they are drawn, when its pixels would
+    take more than `IMAGES_IN_MEMORY_BYTES`; None when they fit in memory (read them there) or when
+    the folder holds BMP or GIF files or a header does not say its channels plainly (the in-memory
+    path reads those).
+    Sizes and channels come from the files' headers, so a folder of mixed sizes is refused before
+    training, as in memory."""
+    from PIL import Image  # a dependency of matplotlib; reads headers without decoding pixels
+
+    if any(not path.lower().endswith((".png", ".jpg", ".jpeg")) for path in files):
+        return None  # BMP and GIF decoders take fewer channel conversions: read in memory
+    sizes, channels = {}, 1
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                size, mode = image.size, image.mode
+        except (OSError, ValueError):
+            raise DataError(f"{path}: not a readable image (corrupt or not PNG/JPEG/BMP/GIF)") from None
+        if mode not in IMAGE_MODES:
+            return None
+        channels = max(channels, IMAGE_MODES[mode])
+        sizes.setdefault((size[1], size[0]), path)
+    if image_size is None and len(sizes) > 1:
+        listed = ", ".join(f"{os.path.basename(p)} is {h}x{w}" for (h, w), p in list(sizes.items())[:3])
+        raise DataError(
+            f"images in {directory!r} have mixed sizes ({listed}); pass --image_size=N to resize all to NxN"
+        )
+    height, width = (image_size, image_size) if image_size is not None else next(iter(sizes))
+    if len(files) * height * width * channels <= IMAGES_IN_MEMORY_BYTES:
+        return None
+    columns = {"path": np.asarray(files)}
+    if class_names:
+        columns["y"] = np.asarray(labels, np.int64)
+    columns = split_examples(name, split, columns)
+
+    def decode(entries):
+        image = tf.io.decode_image(tf.io.read_file(entries["path"]), channels=channels, expand_animations=False)
+        if image_size is not None:
+            image = tf.image.resize(image, (image_size, image_size), antialias=True)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        image = tf.ensure_shape(image, (height, width, channels))
+        return {"x": image, **({"y": entries["y"]} if "y" in entries else {})}
+
+    spec = DataSpec(
+        name=name,
+        shape=(height, width, channels),
+        value_range=(0.0, 255.0),
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        num_examples=len(columns["path"]),
+        in_memory=False,
+    )
+    return rows.rows_dataset(columns, decode), spec
 
 
 def _list_images(directory: str):
@@ -399,7 +610,8 @@ def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 @SCHEMES.register("tfds")
 def load_tfds(dataset_name: str, split: str, image_size: int | None):
-    """`tfds:<name>`: the first Image feature as `x`, the first ClassLabel feature as `y`."""
+    """`tfds:<name>`: the first Image feature as `x`, the first ClassLabel feature as `y`; `split` is
+    checked by `tfds_split_size`, again after loading when loading prepared the dataset."""
     import tensorflow_datasets as tfds  # imported here: slow to import and needed by this source only
 
     name = f"tfds:{dataset_name}"
@@ -411,14 +623,17 @@ def load_tfds(dataset_name: str, split: str, image_size: int | None):
             f"{dataset_name!r} ({_first_line(error)}); e.g. tfds:mnist, tfds:fashion_mnist, tfds:cifar10"
         ) from None
     info = builder.info
-    if info.splits and split not in info.splits:
-        raise UsageError(f"dataset {name!r} has no split {split!r}; accepted: {', '.join(info.splits)}")
+    # Empty until the dataset is prepared; then the split is checked against the prepared splits.
+    splits = info.splits
+    num_examples = tfds_split_size(name, split, splits)
     image_key, label_key = _tfds_keys(info.features)
     if image_key is None:
         raise UsageError(f"dataset {name!r} has no image feature; tfds: sources must be image datasets")
     try:
         dataset = tfds.load(dataset_name, split=split, shuffle_files=True)
     except Exception as error:  # download and preparation fail in many ways; say which
+        if not splits:  # loading may have prepared the dataset, then refused the split
+            tfds_split_size(name, split, _prepared_splits(dataset_name))
         raise DataError(
             f"could not load {name!r} ({type(error).__name__}: {_first_line(error)}); "
             "tensorflow-datasets downloads it on first use, which needs internet access"
@@ -440,22 +655,75 @@ def load_tfds(dataset_name: str, split: str, image_size: int | None):
             example["y"] = tf.cast(features[label_key], tf.int64)
         return example
 
-    split_info = info.splits[split] if info.splits and split in info.splits else None
+    if not splits:
+        splits = _prepared_splits(dataset_name)
+        num_examples = tfds_split_size(name, split, splits)
     spec = DataSpec(
         name=name,
         shape=tuple(int(d) for d in shape),
         value_range=(0.0, 255.0),
         num_classes=label.num_classes if label else 0,
         class_names=tuple(label.names) if label else (),
-        num_examples=split_info.num_examples if split_info else None,
+        num_examples=num_examples,
         in_memory=False,
-        splits=tuple(info.splits),
+        splits=tuple(splits),
     )
     return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE), spec
 
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def tfds_split_size(name: str, split: str, splits) -> int | None:
+    """The number of examples TFDS reads for `split` (`train`, `train[:10%]`, `test[-20%:]`,
+    `train[:10%]+test[:5%]`, `all`) of a dataset with `splits` (a `tfds.core.SplitDict`); None
+    while `splits` is empty, before the dataset is prepared, when only the split's form is
+    checked. UsageError for a split TFDS would refuse, or one that holds no examples."""
+    import tensorflow_datasets as tfds
+
+    known = list(splits)
+    accepted = (f"accepted: {', '.join(known) + ' or all' if known else 'a split of the dataset'}, sliced as in "
+                f"{SLICE_EXAMPLES}, joined with + as in train[:10%]+test[:5%]")
+    check_percents(name, split)
+    try:
+        instruction = tfds.core.ReadInstruction.from_spec(split)
+    except (ValueError, NotImplementedError) as error:
+        raise UsageError(f"split {split!r} of {name!r} is not a TFDS split ({_last_line(error)}); {accepted}") from None
+    if not known:
+        return None
+    bases = [part.partition("[")[0].strip() for part in split.split("+")]
+    unknown = [base for base in bases if base not in known and base != "all"]
+    if unknown:
+        where = f" (in {split!r})" if split != unknown[0] else ""
+        raise UsageError(f"dataset {name!r} has no split {unknown[0]!r}{where}; {accepted}")
+    try:
+        parts = instruction.to_absolute(splits)
+    except ValueError as error:
+        raise UsageError(f"split {split!r} of {name!r} reaches past the split ({_last_line(error)}); "
+                         f"{accepted}") from None
+    sizes = {part.splitname: splits[part.splitname].num_examples for part in parts}
+    count = sum(max(0, (sizes[part.splitname] if part.to is None else part.to) - (part.from_ or 0))
+                for part in parts)
+    if count == 0:
+        held = (f"the split has {sizes[parts[0].splitname]}" if len(sizes) == 1
+                else ", ".join(f"{base} has {size}" for base, size in sizes.items()))
+        raise UsageError(f"split {split!r} of {name!r} holds no examples ({held})")
+    return count
+
+
+def _last_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[-1].rstrip(".")[:200]
+
+
+def _prepared_splits(dataset_name: str):
+    """The splits of a dataset as its prepared metadata records them; empty when it is not prepared."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(dataset_name).info.splits
+    except Exception:  # the metadata is unreadable; the split stays unchecked
+        return {}
 
 
 def _tfds_keys(features):
@@ -531,7 +799,7 @@ def from_table(name: str, arrays: dict[str, np.ndarray], encoder: dict, splits: 
         splits=splits,
         table=encoder,
     )
-    return tf.data.Dataset.from_tensor_slices(arrays), spec
+    return rows.rows_dataset(arrays), spec
 
 
 def table_split(name: str, split: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -575,7 +843,7 @@ def load_purchases(name: str, split: str, image_size: int | None, table=None):
             name, embedded.purchases(PURCHASES_SIZES["train"], EMBEDDED_SEEDS["train"]),
             embedded.PURCHASE_KINDS, label or None, private=options.private,
             declared=tabular.declarations({"columns": embedded.PURCHASE_DOMAINS}))
-    rows = embedded.purchases(PURCHASES_SIZES[base], EMBEDDED_SEEDS[base])
+    table_rows = embedded.purchases(PURCHASES_SIZES[base], EMBEDDED_SEEDS[base])
     label = encoder["label"]["name"] if encoder["label"] else None
-    arrays, _ = tabular.table_from_columns(name, rows, embedded.PURCHASE_KINDS, label, encoder)
+    arrays, _ = tabular.table_from_columns(name, table_rows, embedded.PURCHASE_KINDS, label, encoder)
     return from_table(name, split_examples(name, split, arrays), encoder, SPLITS)

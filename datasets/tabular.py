@@ -3,19 +3,33 @@ generative model can learn, with decoders back to the table's own form (NumPy an
 
 A table in memory is a `dict[str, np.ndarray]`, column name -> 1-D array in column order:
 continuous columns float64, integer columns int64, boolean columns bool, categorical columns
-NumPy strings. Column kinds are `continuous`, `integer`, `categorical`, `boolean` (and
-`ignore`, a column a schema leaves out of the model and of its output).
+NumPy strings, datetime columns float64 seconds since the Unix epoch as read (`decode` gives
+them as `datetime64`). Column kinds are `continuous`, `integer`, `categorical`, `boolean`,
+`datetime` (and `ignore`, a column a schema leaves out of the model and of its output).
 
 Reading (`csv:<path>`): the first row is the header; every row must have as many cells. Cells
 that are empty or one of `NA`, `N/A`, `NaN`, `null`, `None`, `?` (any case) are missing. A
 column's kind is inferred from its non-missing cells: two values that read as a boolean pair
 (true/false, yes/no, t/f, y/n, 0/1) -> boolean; all integers (ASCII digits, within int64) ->
-integer; all numbers (finite, written in ASCII) -> continuous; anything else -> categorical.
+integer; all numbers (finite, written in ASCII) -> continuous; all dates or date-times in one
+format -> datetime; anything else -> categorical.
 Continuous values beyond the float32 range are refused: samples and exports hold float32.
+
+Dates and date-times are ISO 8601 in one of these forms: `2024-03-01`; `2024-03-01T12:30` or
+`2024-03-01 12:30` (a `T` or a space between date and time), with optional seconds `:05`,
+fractional seconds after them (`.5` to `.123456789`), and an offset `Z` or `+02:00` / `-05:30`
+after the time. Every cell of a column is written in one format: the same date-only or
+date-time form, separator, seconds or not, and the same offset written the same way (`Z` and
+`+00:00` differ); the fractional digits may vary, and the column takes the most any cell
+shows. A column whose cells mix formats or offsets is not inferred as datetime (it is text),
+and one declared datetime is refused at its first cell in another format. Other forms (week
+dates, ordinal dates, `20240301`, `2024/03/01`, times alone) are not dates here. A value is
+seconds since the Unix epoch (float64; the offset applied, a cell without one read as UTC),
+kept to about a microsecond.
 
 Schema file (`--schema=schema.json`), every key optional:
 
-    {"columns": {"zip": "categorical", "age": "integer", "id": "ignore"},
+    {"columns": {"zip": "categorical", "age": "integer", "joined": "datetime", "id": "ignore"},
      "label": "churn",
      "missing": "impute"}
 
@@ -24,24 +38,33 @@ conditional models (`--label_column` overrides it); `missing` is the missing-val
 (`--missing` overrides it). The label column must be categorical, boolean, or integer with at
 most `MAX_LABEL_CLASSES` values; it is not part of the encoded vector but the class index `y`.
 
-Missing values (`--missing`): `impute` (the default) fills a numeric column's missing cells
-with the median (rounded for integers) and a categorical or boolean column's with the most
-frequent value, and adds a two-way indicator block (present, missing) after the column's own
-block, so a model learns where values are missing and decoding writes them back as empty
-cells; `drop` removes every row with a missing cell. Rows whose label is missing are always
-dropped.
+Missing values (`--missing`): `impute` (the default) fills a numeric or datetime column's
+missing cells with the median (rounded for integers) and a categorical or boolean column's
+with the most frequent value, and adds a two-way indicator block (present, missing) after the
+column's own block, so a model learns where values are missing and decoding writes them back
+as empty cells; `drop` removes every row with a missing cell. Rows whose label is missing are
+always dropped.
 
 Encoding, one block per column in column order (`table_blocks`):
 
 - categorical and boolean -> a one-hot block (`("softmax", k)`), decoded by argmax;
-- continuous and integer -> one value (`("normal", 1)`): the empirical-quantile transform to a
-  standard normal, fit on the data read (up to `NUM_QUANTILES` quantiles, linear interpolation
-  between them). It maps any marginal, however skewed, heavy-tailed or multi-modal, to a
-  Gaussian a generator fits easily; it is invertible through the same knots, and its inverse
-  can only return values inside the observed range, so decoding needs no separate clipping
-  rule and never invents extreme values. A CTGAN-style mode-specific normalisation would
-  need a variational Gaussian mixture per column, which NumPy alone does not give. Decoding
-  rounds integers and rounds continuous values to the most decimals the column showed.
+- continuous, integer and datetime -> one value (`("normal", 1)`): the empirical-quantile
+  transform to a standard normal, fit on the data read (up to `NUM_QUANTILES` quantiles, linear
+  interpolation between them). It maps any marginal, however skewed, heavy-tailed or
+  multi-modal, to a Gaussian a generator fits easily; it is invertible through the same knots,
+  and its inverse can only return values inside the observed range, so decoding needs no
+  separate clipping rule and never invents extreme values. A CTGAN-style mode-specific
+  normalisation would need a variational Gaussian mixture per column, which NumPy alone does
+  not give. Decoding rounds integers and rounds continuous values to the most decimals the
+  column showed.
+- a datetime column is transformed as a continuous one, its values seconds since the epoch
+  (so the model never sees raw seconds). Its spec records the column's text format: `format`
+  (`%Y-%m-%d`, `%Y-%m-%dT%H:%M`, `%Y-%m-%dT%H:%M:%S`, or a space for the `T`), `fraction`
+  (fractional digits, 0 for none) and `offset` (`"Z"`, `"+02:00"`, or null). Decoding rounds to
+  the column's resolution (whole days for dates, minutes, seconds, or the last fractional
+  digit, at most a microsecond) and gives `datetime64` arrays (UTC) in unit `D` for dates, `s`
+  for date-times without fractions, `ms` for up to 3 fractional digits, `us` for more;
+  `cell_text` writes them back in the file's own format, its offset added back.
 - a column with one value only (constant) takes no block: nothing to learn; decoding writes
   the constant back.
 
@@ -50,18 +73,23 @@ the rows: every modelled column is declared in the schema with its domain,
 
     {"columns": {"age": {"kind": "integer", "bounds": [18, 90]},
                  "income": {"kind": "continuous", "bounds": [0, 500000], "decimals": 2},
+                 "joined": {"kind": "datetime", "bounds": ["2020-01-01", "2024-12-31"], "missing": true},
                  "plan": {"kind": "categorical", "categories": ["basic", "pro"], "missing": true},
                  "active": {"kind": "boolean", "tokens": ["no", "yes"]}},
      "label": "active"}
 
-(an integer label declares its classes as `categories` or `bounds`); numeric values are clamped
+(an integer label declares its classes as `categories` or `bounds`; a datetime column's bounds
+are two dates or date-times written in the column's format, which is then taken from them, not
+from the rows: every cell must be written so); numeric and datetime values are clamped
 to their bounds, a column not declared `"missing": true` may not have missing cells (under
 `impute`), missing cells are filled with a value read from no row (the middle of the bounds,
 the first category), and numeric quantile knots come from noisy histograms (`fit_private`).
 
 `Encoder.to_json()` holds everything needed to decode (kinds, categories, quantile knots,
-label classes) and is stored as `DataSpec.table`; `decode_tensors` is the same decoding as
-TensorFlow ops, so an export can return decoded columns.
+label classes, datetime formats) and is stored as `DataSpec.table`; `decode_tensors` is the
+same decoding as TensorFlow ops, so an export can return decoded columns: a datetime column
+as float64 seconds since the Unix epoch (UTC), rounded as `decode` rounds it (text formatting
+of dates is left to the caller).
 """
 
 from __future__ import annotations
@@ -72,6 +100,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -79,8 +108,9 @@ from scipy import special
 
 from synthblend.zoo.registry import DataError, UsageError
 
-KINDS = ("continuous", "integer", "categorical", "boolean", "ignore")
-NUMERIC = ("continuous", "integer")
+KINDS = ("continuous", "integer", "categorical", "boolean", "datetime", "ignore")
+# Kinds encoded as one quantile-normal value (a datetime as seconds since the Unix epoch).
+NUMERIC = ("continuous", "integer", "datetime")
 MISSING_POLICIES = ("impute", "drop")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 BOOLEAN_PAIRS = (("false", "true"), ("no", "yes"), ("f", "t"), ("n", "y"), ("0", "1"))
@@ -99,6 +129,12 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # empty bin passes with probability 3e-5, so empty ranges gain almost no knots).
 HISTOGRAM_BINS = 200
 HISTOGRAM_THRESHOLD = 4.0
+# A date or date-time cell (ISO 8601): date, separator, hours:minutes, seconds, fraction, offset.
+DATETIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}(?:([T ])\d{2}:\d{2}(?:(:\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?",
+                              re.ASCII)
+DATE_FORMAT = "%Y-%m-%d"
+# The unit of a datetime column's decoded arrays -> its length in seconds.
+DATETIME_UNITS = {"D": 86400.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +262,8 @@ def check_schema(schema, where: str) -> dict:
 def check_declaration(where: str, declared) -> None:
     """UsageError for a schema column that is neither a kind nor a declaration of its domain:
     `{"kind": ..., "bounds": [low, high], "categories": [...], "tokens": [false, true],
-    "missing": bool, "decimals": int}` (the keys its kind takes)."""
+    "missing": bool, "decimals": int}` (the keys its kind takes; a datetime column's bounds are
+    two dates or date-times in one format)."""
     if isinstance(declared, str):
         declared = {"kind": declared}
     if not isinstance(declared, dict):
@@ -241,7 +278,9 @@ def check_declaration(where: str, declared) -> None:
         raise UsageError(f"{where}: {', '.join(extra)} do not apply to a {kind} column; it takes "
                          f"{', '.join(accepted) or 'no other key'}")
     bounds = declared.get("bounds")
-    if bounds is not None:
+    if bounds is not None and kind == "datetime":
+        check_datetime_bounds(where, bounds)
+    elif bounds is not None:
         numbers = isinstance(bounds, list) and len(bounds) == 2 and all(
             isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
         if not numbers or bounds[0] > bounds[1] or (kind == "integer" and not all(float(b).is_integer() for b in bounds)):
@@ -278,8 +317,35 @@ DECLARATION_KEYS = {
     "integer": ("bounds", "categories", "missing"),
     "categorical": ("categories", "missing"),
     "boolean": ("tokens", "missing"),
+    "datetime": ("bounds", "missing"),
     "ignore": (),
 }
+
+
+def check_datetime_bounds(where: str, bounds) -> None:
+    """UsageError unless a datetime column's `bounds` are two dates or date-times written in one
+    format (the column's), low <= high."""
+    example = 'e.g. ["2020-01-01", "2024-12-31"]'
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise UsageError(f"{where}: bounds={bounds!r}; expected [low, high] as two dates or date-times in the "
+                         f"column's format, {example}")
+    for bound in bounds:
+        if not isinstance(bound, str) or datetime_seconds(bound) is None:
+            raise UsageError(f"{where}: bounds={bounds!r}: {bound!r} is not a date or date-time; expected [low, high] "
+                             f"in the column's format, {example} (accepted: {DATETIME_FORMS})")
+    low, high = (datetime_format(bound) for bound in bounds)
+    if (low["format"], low["offset"]) != (high["format"], high["offset"]):
+        raise UsageError(f"{where}: bounds={bounds!r} are written in two formats ({format_text(low)}, "
+                         f"{format_text(high)}); write both in the column's format, {example}")
+    if datetime_seconds(bounds[0]) > datetime_seconds(bounds[1]):
+        raise UsageError(f"{where}: bounds={bounds!r}; expected [low, high] with low <= high")
+
+
+def bounds_format(bounds: list[str]) -> dict:
+    """The text format a datetime column's declared bounds are written in (the most fractional
+    digits of the two)."""
+    low, high = (datetime_format(bound) for bound in bounds)
+    return {**low, "fraction": max(low["fraction"], high["fraction"])}
 
 
 def declarations(schema: dict) -> dict[str, dict]:
@@ -301,6 +367,8 @@ def infer_kind(tokens: list[str]) -> str:
         return "integer"
     if all(is_number(token) for token in tokens):
         return "continuous"
+    if is_datetime_column(tokens):
+        return "datetime"
     return "categorical"
 
 
@@ -328,6 +396,164 @@ def is_number(token: str) -> bool:
         return math.isfinite(float(token))
     except ValueError:
         return False
+
+
+# --- dates and times ---------------------------------------------------------------------------
+
+DATETIME_FORMS = ("YYYY-MM-DD, or YYYY-MM-DD hh:mm (T or a space between date and time) with optional :ss, "
+                  "fractional seconds .f to .fffffffff, and offset Z, +hh:mm or -hh:mm")
+
+
+def datetime_format(token: str) -> dict | None:
+    """The text format of a date or date-time cell, or None when it is not one: `format` (the
+    date and time in strftime form: `%Y-%m-%d`, `%Y-%m-%dT%H:%M`, `%Y-%m-%dT%H:%M:%S`, a space
+    for the `T` where the cell has one), `fraction` (the digits of its fractional seconds, 0 for
+    none) and `offset` (`"Z"`, `"+hh:mm"` or `"-hh:mm"`, None for none). The calendar is not
+    checked here (`datetime_seconds` does)."""
+    match = DATETIME_PATTERN.fullmatch(token)
+    if match is None:
+        return None
+    separator, seconds, fraction, offset = match.groups()
+    if offset not in (None, "Z") and (int(offset[1:3]) > 23 or int(offset[4:]) > 59):
+        return None
+    form = DATE_FORMAT if separator is None else f"{DATE_FORMAT}{separator}%H:%M" + (":%S" if seconds else "")
+    return {"format": form, "fraction": len(fraction) - 1 if fraction else 0, "offset": offset}
+
+
+def format_text(form: dict) -> str:
+    """A datetime format as people write it, e.g. `YYYY-MM-DD hh:mm:ss.fff+02:00`."""
+    text = form["format"]
+    for code, shown in (("%Y", "YYYY"), ("%m", "MM"), ("%d", "DD"), ("%H", "hh"), ("%M", "mm"), ("%S", "ss")):
+        text = text.replace(code, shown)
+    return text + ("." + "f" * form["fraction"] if form["fraction"] else "") + (form["offset"] or "")
+
+
+def format_pattern(form: dict) -> re.Pattern:
+    """The cells a datetime column of this format holds (any number of fractional digits, 1 to 9)."""
+    text = r"\d{4}-\d{2}-\d{2}"
+    if form["format"] != DATE_FORMAT:
+        text += re.escape(form["format"][len(DATE_FORMAT)]) + r"\d{2}:\d{2}"
+        if form["format"].endswith("%S"):
+            text += r":\d{2}(?:\.\d{1,9})?"
+        text += re.escape(form["offset"] or "")
+    return re.compile(text, re.ASCII)
+
+
+def offset_seconds(offset: str | None) -> int:
+    """An offset (`Z`, `+hh:mm`, `-hh:mm` or None) in seconds east of UTC."""
+    if offset is None or offset == "Z":
+        return 0
+    return (1 if offset[0] == "+" else -1) * (int(offset[1:3]) * 3600 + int(offset[4:]) * 60)
+
+
+def datetime_seconds(token: str) -> float | None:
+    """Seconds since the Unix epoch of one date or date-time (its offset applied; a cell without
+    one is read as UTC), or None when it is not one."""
+    form = datetime_format(token)
+    if form is None:
+        return None
+    try:
+        stamp = np.datetime64(token[:len(token) - len(form["offset"] or "")], "us")
+    except ValueError:
+        return None
+    return stamp.astype(np.int64) / 1e6 - offset_seconds(form["offset"])
+
+
+def is_datetime_column(tokens: list[str]) -> bool:
+    """Whether every token is a date or date-time in one format (a cheap look at the first token
+    first, so columns of other text cost nothing)."""
+    first = tokens[0]
+    if len(first) < 10 or first[4] != "-" or first[7] != "-":
+        return False
+    try:
+        parse_datetimes("", "", tokens, np.zeros(len(tokens), bool))
+    except DataError:
+        return False
+    return True
+
+
+def parse_datetimes(source: str, name: str, cells: list[str], mask: np.ndarray, fixed: dict | None = None):
+    """Seconds since the Unix epoch (float64, 0 where missing) of a datetime column's cells and the
+    column's text format (`datetime_format`'s fields): `fixed` (the declared bounds'), or the first
+    cell's with the most fractional digits any cell shows. Every cell must be written in that
+    format; errors name the line of one that is not."""
+    present = np.flatnonzero(~np.asarray(mask, bool))
+    tokens = [cells[index] for index in present]
+    values = np.zeros(len(cells))
+    if not tokens:
+        return values, fixed
+    form = fixed or datetime_format(tokens[0])
+    pattern = format_pattern(form) if form is not None else None
+    for index, token in zip(present, tokens):
+        if pattern is None or pattern.fullmatch(token) is None:
+            raise bad_datetime(source, name, int(index) + 2, token, form,
+                               "its declared bounds" if fixed else f"line {int(present[0]) + 2}")
+    cut = len(form["offset"] or "")
+    try:
+        stamps = np.array([token[:len(token) - cut] for token in tokens], "datetime64[us]")
+    except ValueError:
+        index, token = next((i, t) for i, t in zip(present, tokens) if datetime_seconds(t) is None)
+        raise bad_datetime(source, name, int(index) + 2, token, None, "") from None
+    values[present] = stamps.astype(np.int64) / 1e6 - offset_seconds(form["offset"])
+    if fixed is None and form["format"].endswith("%S"):
+        form = {**form, "fraction": max(0, max(len(token) for token in tokens) - cut - len("YYYY-MM-DDThh:mm:ss."))}
+    return values, form
+
+
+def bad_datetime(source: str, name: str, line: int, token: str, form: dict | None, where: str) -> DataError:
+    written = datetime_format(token) if form is not None else None
+    if written is None:
+        return DataError(f"{source}: line {line}, column {name!r}: {token!r} is not a date or date-time (the column "
+                         f"is datetime; accepted: {DATETIME_FORMS}; mark it \"categorical\" in --schema to keep text)")
+    return DataError(f"{source}: line {line}, column {name!r}: {token!r} is written as {format_text(written)}, the "
+                     f"column as {format_text(form)} ({where}); write one format in a column")
+
+
+def datetime_step(spec: dict) -> float:
+    """The resolution of a datetime column in seconds: a day, a minute, a second, or the last
+    fractional digit it shows (at most a microsecond)."""
+    if spec["format"] == DATE_FORMAT:
+        return 86400.0
+    if not spec["format"].endswith("%S"):
+        return 60.0
+    return 10.0 ** -min(spec["fraction"], 6)
+
+
+def datetime_unit(spec: dict) -> str:
+    """The unit of a datetime column's decoded `datetime64` array: D, s, ms or us."""
+    if spec["format"] == DATE_FORMAT:
+        return "D"
+    return "s" if spec["fraction"] == 0 else "ms" if spec["fraction"] <= 3 else "us"
+
+
+def to_datetime64(seconds: np.ndarray, spec: dict) -> np.ndarray:
+    """Seconds since the Unix epoch -> a `datetime64` array in the column's unit (UTC)."""
+    unit = datetime_unit(spec)
+    ticks = np.round(np.asarray(seconds, np.float64) / DATETIME_UNITS[unit]).astype(np.int64)
+    return ticks.astype(f"datetime64[{unit}]")
+
+
+def epoch_seconds(values: np.ndarray) -> np.ndarray:
+    """A `datetime64` array -> float64 seconds since the Unix epoch."""
+    return values.astype("datetime64[us]").astype(np.int64) / 1e6
+
+
+def datetime_text(values: np.ndarray, spec: dict) -> list[str]:
+    """A datetime column (`datetime64`, or seconds since the epoch) as text in its own format."""
+    values = np.asarray(values)
+    if values.dtype.kind != "M":
+        values = to_datetime64(values, spec)
+    if spec["format"] == DATE_FORMAT:
+        return np.datetime_as_string(values, unit="D").tolist()
+    local = values.astype("datetime64[us]") + np.timedelta64(offset_seconds(spec["offset"]), "s")
+    seconds, fraction = spec["format"].endswith("%S"), spec["fraction"]
+    text = np.datetime_as_string(local, unit="m" if not seconds else "us" if fraction else "s").tolist()
+    separator, offset = spec["format"][len(DATE_FORMAT)], spec["offset"] or ""
+    width = len("YYYY-MM-DDThh:mm:ss.") + min(fraction, 6)
+    padding = "0" * max(0, fraction - 6)
+    if fraction:
+        text = [cell[:width] + padding for cell in text]
+    return [cell[:10] + separator + cell[11:] + offset for cell in text]
 
 
 def resolve(path: str, header: list[str], rows: list[list[str]], options: Options) -> tuple[dict, str | None, str]:
@@ -381,6 +607,8 @@ def check_declared(source: str, header, declared: dict, label: str | None) -> No
             lacking.append(f'{name} ("categories")')
         elif kind == "integer" and name == label and not ("categories" in column or "bounds" in column):
             lacking.append(f'{name} ("categories": the label classes)')
+        elif kind == "datetime" and "bounds" not in column:
+            lacking.append(f'{name} ("bounds": [first date, last date], in the column\'s format)')
         elif kind in NUMERIC and name != label and "bounds" not in column:
             lacking.append(f'{name} ("bounds": [low, high])')
     if lacking:
@@ -390,9 +618,11 @@ def check_declared(source: str, header, declared: dict, label: str | None) -> No
                          '"categorical", "categories": ["basic", "pro"]}, "id": "ignore"}} (see docs/privacy.md)')
 
 
-def parse_columns(path: str, header, rows, kinds: dict, label: str | None, tokens: dict | None = None):
+def parse_columns(path: str, header, rows, kinds: dict, label: str | None, tokens: dict | None = None,
+                  formats: dict | None = None):
     """Typed columns and their missing masks; errors name the line and column of a bad cell.
-    `tokens` maps boolean columns to their known (false, true) words."""
+    `tokens` maps boolean columns to their known (false, true) words, `formats` datetime columns
+    to their declared text format (otherwise read from the cells, as `"<name>\\0format"`)."""
     columns, masks = {}, {}
     for index, name in enumerate(header):
         kind = kinds[name]
@@ -401,7 +631,10 @@ def parse_columns(path: str, header, rows, kinds: dict, label: str | None, token
         cells = [row[index] for row in rows]
         mask = np.array([is_missing(token) for token in cells])
         masks[name] = mask
-        if kind in NUMERIC:
+        if kind == "datetime":
+            columns[name], masks[name + "\0format"] = parse_datetimes(path, name, cells, mask,
+                                                                       (formats or {}).get(name))
+        elif kind in NUMERIC:
             check = is_integer if kind == "integer" else is_number
             for number, (token, missing) in enumerate(zip(cells, mask), start=2):
                 if not missing and not check(token):
@@ -458,6 +691,8 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
         unique = np.unique(present)
         if kind == "boolean":
             spec["tokens"] = list(masks[name + "\0tokens"])
+        if kind == "datetime":
+            spec.update(masks[name + "\0format"])
         if len(unique) == 1:
             spec["constant"] = unique[0].item() if kind != "categorical" else str(unique[0])
         elif kind == "categorical":
@@ -527,8 +762,13 @@ def fit_private(source: str, header, columns: dict, masks: dict, kinds: dict, la
                 spec["categories"] = list(column["categories"])
         else:
             low, high = column["bounds"]
+            if kind == "datetime":
+                spec.update(masks[name + "\0format"])
+                low, high = (datetime_seconds(bound) for bound in column["bounds"])
             columns[name] = np.clip(columns[name], low, high).astype(columns[name].dtype)
             fill = (low + high) / 2 if kind == "continuous" else round((low + high) / 2)
+            if kind == "datetime":
+                fill = round((low + high) / 2 / datetime_step(spec)) * datetime_step(spec)
             if low == high:
                 spec["constant"] = int(low) if kind == "integer" else float(low)
             else:
@@ -676,14 +916,16 @@ def from_normal(z: np.ndarray, quantiles: list[float]) -> np.ndarray:
 
 
 def encode(table: dict, encoder: dict) -> np.ndarray:
-    """The float32 `(N, D)` encoding of a table (the label column, if there, is left out).
-    Missing cells (`NaN` or masked by `table["<name>\\0missing"]`) take their indicator's
-    `missing` slot; their value slot holds whatever the table has there (the imputed value)."""
+    """The float32 `(N, D)` encoding of a table (the label column, if there, is left out;
+    datetime columns as seconds since the Unix epoch or as `datetime64`). Missing cells (`NaN`
+    or masked by `table["<name>\\0missing"]`) take their indicator's `missing` slot; their value
+    slot holds whatever the table has there (the imputed value)."""
     parts = []
     for spec in encoder["columns"]:
         values = np.asarray(table[spec["name"]])
         if "constant" not in spec:
             if spec["kind"] in NUMERIC:
+                values = epoch_seconds(values) if values.dtype.kind == "M" else values
                 parts.append(to_normal(values, spec["quantiles"])[:, None])
             else:
                 categories = [False, True] if spec["kind"] == "boolean" else spec["categories"]
@@ -718,7 +960,9 @@ def labels(table: dict, encoder: dict) -> np.ndarray:
 
 def decode(x: np.ndarray, encoder: dict, y: np.ndarray | None = None, with_missing: bool = False) -> dict:
     """The table an encoding stands for, in the original column order and dtypes; the label
-    column is put back in its place from class indices `y` when given. With `with_missing`,
+    column is put back in its place from class indices `y` when given. Datetime columns come back
+    as `datetime64` arrays (UTC) in the unit of their resolution: `D` for dates, `s`, `ms` or `us`
+    for date-times (`datetime_unit`). With `with_missing`,
     each column that had missing values also gets `"<name>\\0missing"`, a bool mask of the
     cells decoded as missing (written empty in a CSV)."""
     x = np.asarray(x, np.float64)
@@ -726,7 +970,9 @@ def decode(x: np.ndarray, encoder: dict, y: np.ndarray | None = None, with_missi
     table, offset = {}, 0
     for spec in encoder["columns"]:
         name, kind = spec["name"], spec["kind"]
-        if "constant" in spec:
+        if "constant" in spec and kind == "datetime":
+            table[name] = to_datetime64(np.full(n, spec["constant"]), spec)
+        elif "constant" in spec:
             table[name] = np.full(n, spec["constant"], dtype=DTYPES[kind])
         elif kind in NUMERIC:
             values = from_normal(x[:, offset], spec["quantiles"])
@@ -752,6 +998,9 @@ DTYPES = {"continuous": np.float64, "integer": np.int64, "boolean": bool, "categ
 
 
 def round_values(values: np.ndarray, spec: dict) -> np.ndarray:
+    if spec["kind"] == "datetime":
+        step = datetime_step(spec)
+        return to_datetime64(np.round(np.clip(values, spec["quantiles"][0], spec["quantiles"][-1]) / step) * step, spec)
     if spec["kind"] == "integer":
         return np.clip(np.round(values), spec["quantiles"][0], spec["quantiles"][-1]).astype(np.int64)
     if spec.get("decimals") is not None:
@@ -760,9 +1009,10 @@ def round_values(values: np.ndarray, spec: dict) -> np.ndarray:
 
 
 def decode_tensors(x, encoder: dict) -> dict:
-    """`decode` as TensorFlow ops: column name -> float32 (continuous), int64 (integer) or
-    tf.string (categorical, boolean: the file's own tokens) tensors of shape (N,), plus
-    `<name>_missing` (bool) for columns that had missing values."""
+    """`decode` as TensorFlow ops: column name -> float32 (continuous), int64 (integer), float64
+    (datetime: seconds since the Unix epoch, UTC, rounded to the column's resolution as `decode`
+    rounds it) or tf.string (categorical, boolean: the file's own tokens) tensors of shape (N,),
+    plus `<name>_missing` (bool) for columns that had missing values."""
     import tensorflow as tf  # here: the NumPy side of this module needs no TensorFlow
 
     x = tf.cast(x, tf.float64)
@@ -783,6 +1033,8 @@ def decode_tensors(x, encoder: dict) -> dict:
             values = tf.clip_by_value(values, spec["quantiles"][0], spec["quantiles"][-1])
             if kind == "integer":
                 outputs[name] = tf.cast(tf.round(values), tf.int64)
+            elif kind == "datetime":
+                outputs[name] = tf.round(values / datetime_step(spec)) * datetime_step(spec)
             else:
                 if spec.get("decimals") is not None:
                     values = tf.round(values * 10.0 ** spec["decimals"]) / 10.0 ** spec["decimals"]
@@ -806,6 +1058,8 @@ def tensor_constant(spec: dict, value):
         return tf.constant(spec["tokens"][int(bool(value))])
     if spec["kind"] == "categorical":
         return tf.constant(str(value))
+    if spec["kind"] == "datetime":
+        return tf.constant(value, tf.float64)
     return tf.constant(value, tf.int64 if spec["kind"] == "integer" else tf.float32)
 
 
@@ -827,6 +1081,8 @@ def cell_text(values: np.ndarray, spec: dict) -> list[str]:
     """Cells of one decoded column as CSV text, in the file's own form."""
     if spec["kind"] == "boolean":
         return [spec["tokens"][int(v)] for v in values]
+    if spec["kind"] == "datetime":
+        return datetime_text(values, spec)
     if spec["kind"] == "continuous":
         decimals = spec.get("decimals")
         return [f"{v:.{decimals}f}" if decimals is not None else repr(float(v)) for v in values]
@@ -880,10 +1136,12 @@ def table_arrays(source, header, rows, kinds, label, missing, fitted=None, priva
                  declared: dict | None = None):
     """`(arrays, encoder)` of text rows: the encoder is `fitted`, or fitted on the rows (through
     `private`'s mechanism from the `declared` domains, for a private run)."""
-    tokens = encoder_tokens(fitted)
+    tokens, formats = encoder_tokens(fitted), {}
     if private is not None:
         tokens = {name: tuple(column["tokens"]) for name, column in declared.items() if "tokens" in column}
-    columns, masks = parse_columns(source, header, rows, kinds, label, tokens)
+        formats = {name: bounds_format(column["bounds"]) for name, column in declared.items()
+                   if column.get("kind") == "datetime" and "bounds" in column}
+    columns, masks = parse_columns(source, header, rows, kinds, label, tokens, formats)
     for name in list(columns):
         if kinds[name] == "continuous":
             columns[name + "\0tokens"] = [row[header.index(name)] for row in rows]
@@ -927,6 +1185,8 @@ def table_from_columns(name: str, table: dict, kinds: dict, label: str | None, f
 
 
 def cell_strings(values: np.ndarray) -> list[str]:
+    if values.dtype.kind == "M":
+        return ["" if gone else cell for cell, gone in zip(np.datetime_as_string(values).tolist(), np.isnat(values))]
     if values.dtype == bool:
         return ["true" if v else "false" for v in values]
     return [repr(float(v)) if values.dtype.kind == "f" else str(v) for v in values]

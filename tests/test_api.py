@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,9 @@ def test_fitted_arrays_sample_in_the_training_shares_or_as_asked(image_run):
     synth, x, y = image_run
     images, labels = synth.sample(400, seed=3)
     assert images.shape == (400, 28, 28, 1) and images.dtype == np.uint8
-    np.testing.assert_allclose(np.bincount(labels, minlength=4) / 400, np.bincount(y, minlength=4) / len(y))
+    # In the shares of the examples trained on: the nine tenths not held out.
+    counts = np.asarray(json.loads((Path(synth.model_dir) / "config.json").read_text())["class_counts"])
+    np.testing.assert_allclose(np.bincount(labels, minlength=4) / 400, counts / counts.sum(), atol=1 / 400)
     _, uniform = synth.sample(400, seed=3, class_balance="uniform")
     assert np.bincount(uniform, minlength=4).tolist() == [100] * 4
     asked, asked_labels = synth.sample(5, labels=[2] * 5, seed=1)
@@ -158,7 +161,8 @@ def test_a_dataframe_comes_back_with_its_columns_dtypes_and_label_shares(tmp_pat
     assert list(rows.columns) == list(frame.columns)
     assert rows.dtypes.to_dict() == frame.dtypes.to_dict()
     assert set(rows["plan"].cat.categories) <= {"basic", "plus", "pro"}
-    real_share = (frame["churn"] == "yes").mean()
+    counts = json.loads((tmp_path / "run" / "config.json").read_text())["class_counts"]
+    real_share = counts[1] / sum(counts)  # of the rows trained on: "no", "yes"
     assert abs((rows["churn"] == "yes").mean() - real_share) <= 1 / 500
     equal = synth.sample(500, seed=0, class_balance="uniform")
     assert (equal["churn"] == "yes").mean() == 0.5
@@ -166,6 +170,20 @@ def test_a_dataframe_comes_back_with_its_columns_dtypes_and_label_shares(tmp_pat
     assert report["heldout"] == "the real data given" and "column_shapes" in report["fidelity"]
     with pytest.raises(UsageError, match="other data"):
         synth.fit(frame.iloc[:200], label="churn", steps=4, model_dir=tmp_path / "run", **QUICK)
+
+
+def test_a_dataframe_with_a_datetime_column_and_no_label_samples_datetimes(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"joined": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 400, 120), "D"),
+                          "spend": rng.gamma(2.0, 10.0, 120).round(1)})
+    frame.loc[::7, "joined"] = pd.NaT
+    synth = sb.Synthesizer("gan", width=8, depth=1, latent_dim=4)
+    synth.fit(frame, steps=2, model_dir=tmp_path / "run", **QUICK)
+    rows = synth.sample(200, seed=0)
+    assert rows.dtypes.to_dict() == frame.dtypes.to_dict()
+    present = rows["joined"].dropna()
+    assert len(present) and frame["joined"].min() <= present.min() and present.max() <= frame["joined"].max()
+    assert (present == present.dt.normalize()).all()  # whole days, as the column was written
 
 
 def test_settings_are_checked_where_they_are_given(tmp_path):

@@ -79,12 +79,12 @@ def free_ports(count):
     return ports
 
 
-# Tiny gan on `ring` without shuffling: the two workers' shards (examples 0, 2, 4, ... and
-# 1, 3, 5, ...) in per-replica batches of 4 make up, step by step, the same 8 examples as one
-# process's batch of 8, in another order that an unconditional MLP GAN's losses (means over the
+# Tiny gan on `ring`: the two workers' per-replica batches of 4 (the first and the second half
+# of each global batch of the data's permutation) make up, step by step, the same 8 examples as
+# one process's batch of 8, in another order that an unconditional MLP GAN's losses (means over the
 # batch, no batch norm) do not depend on; the noise is the same rows (zoo.streams).
 WORKER_FLAGS = ["--model=gan", "--dataset=ring", "--width=8", "--depth=1", "--latent_dim=4", "--batch_size=8",
-                "--shuffle_buffer=1", "--train_steps=3", "--steps_per_call=1", "--log_every=1",
+                "--train_steps=3", "--steps_per_call=1", "--log_every=1",
                 "--sample_every=3", "--checkpoint_every=3", "--eval_split=none"]
 
 

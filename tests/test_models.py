@@ -200,3 +200,21 @@ def test_share_labels_are_blocks_sized_by_the_shares():
     assert share_labels(10, [0.8, 0.2]).numpy().tolist() == [0] * 8 + [1] * 2
     assert share_labels(4, [3, 0, 1]).numpy().tolist() == [0, 0, 0, 2]
     assert np.bincount(share_labels(1000, [0.5, 0.3, 0.2]).numpy()).tolist() == [500, 300, 200]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "vae", "infogan"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_models_take_128x128_images(name, channels):
+    from synthblend.zoo import networks
+
+    model = tiny_model(name, data_shape=(128, 128, channels), width=4, latent_dim=4)
+    model.build_optimizers()
+    metrics = model.train_step(batch_for(model, size=2))
+    assert all_finite(metrics.values())
+    samples = model.sample(2, seed=1)
+    samples = samples[0] if isinstance(samples, tuple) else samples
+    assert tuple(samples.shape) == (2, 128, 128, channels)
+    generator = next(network for network in (getattr(model, "generator", None), getattr(model, "decoder", None))
+                     if network is not None)
+    widest = max(max(weight.shape[-2:]) for weight in generator.weights if len(weight.shape) == 4)
+    assert widest == 4 * networks.DCGAN_MAX_MULTIPLE  # 4x4x64 at width 4, not 4x4x128

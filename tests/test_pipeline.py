@@ -273,3 +273,33 @@ def test_take_examples_of_vectors():
     assert set(taken) == {"x"}
     np.testing.assert_array_equal(taken["x"], x[:3])
 
+
+
+def test_rows_are_drawn_as_a_new_permutation_each_epoch_and_workers_split_each_batch():
+    from synthblend.datasets import rows
+    from synthblend.trainers import distribute
+
+    data = rows.rows_dataset({"x": np.arange(10)[:, None].astype(np.float32), "y": np.arange(10)})
+    spec = DataSpec(name="toy", shape=(1,), value_range=None, loc=(0.0,), scale=(1.0,), num_examples=10)
+    scale = pipeline.scaling(spec, None)
+    stream = pipeline.training_dataset(data, spec, batch_size=5, scale=scale, seed=3)
+    drawn = np.concatenate([batch["y"].numpy() for batch in stream.take(8)])
+    epochs = drawn.reshape(4, 10)
+    assert all(sorted(epoch) == list(range(10)) for epoch in epochs)
+    assert len({tuple(epoch) for epoch in epochs}) == 4  # each epoch its own order
+    again = np.concatenate([batch["y"].numpy() for batch in stream.take(8)])
+    np.testing.assert_array_equal(again, drawn)
+    # Two workers with batches of 2 (a global batch of 4): together, step by step, one process's batches.
+    whole = np.concatenate([b["y"].numpy() for b in pipeline.training_dataset(
+        data, spec, batch_size=4, scale=scale, seed=3).take(5)])
+    workers = [[b["y"].numpy() for b in pipeline.training_dataset(
+        data, spec, batch_size=2, scale=scale, seed=3, shard=distribute.Shard(index, 2)).take(5)] for index in (0, 1)]
+    np.testing.assert_array_equal(np.concatenate([np.concatenate(pair) for pair in zip(*workers)]), whole)
+
+
+def test_a_shuffle_buffer_for_data_drawn_by_position_is_refused(tmp_path):
+    from test_train import TINY, run_train
+
+    code, _, err = run_train("--model=gan", "--dataset=ring", "--shuffle_buffer=100", f"--model_dir={tmp_path / 'r'}",
+                             *TINY)
+    assert code == 2 and "--shuffle_buffer=100 changes nothing: 'ring' is drawn as a new permutation" in err, err

@@ -135,8 +135,7 @@ def test_a_model_that_mixes_examples_is_refused(name, settings, words):
 
 
 SHAPES = ["--model=dcgan", "--dataset=shapes", "--discriminator_norm=none", "--batch_size=32", "--latent_dim=4",
-          "--width=8", "--steps_per_call=5", "--log_every=5", "--sample_every=1000", "--checkpoint_every=1000",
-          "--shuffle_buffer=64"]
+          "--width=8", "--steps_per_call=5", "--log_every=5", "--sample_every=1000", "--checkpoint_every=1000"]
 RATE = 32 / 20000  # shapes has 20,000 training images
 
 

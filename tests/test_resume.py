@@ -19,7 +19,7 @@ import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = ["--model=gan", "--dataset=ring", "--batch_size=16", "--latent_dim=4", "--width=8", "--depth=1",
-       "--shuffle_buffer=64", "--sample_every=1000", "--ema_decay=0.9"]
+       "--sample_every=1000", "--ema_decay=0.9"]
 
 
 def command(model_dir, *flags):
@@ -65,7 +65,7 @@ def final_variables(model_dir):
 
 
 DCGAN = ["--model=dcgan", "--dataset=shapes", "--batch_size=8", "--latent_dim=4", "--width=8",
-         "--shuffle_buffer=64", "--sample_every=1000", "--diffaugment=color,translation"]
+         "--sample_every=1000", "--diffaugment=color,translation"]
 
 
 @pytest.mark.parametrize("model", [GAN, DCGAN], ids=["gan_ring", "dcgan_shapes_diffaugment"])
@@ -130,3 +130,38 @@ def test_sigterm_in_a_long_call_saves_the_step_reached_and_resumes(tmp_path):
     again = subprocess.run(command(model_dir, *flags, f"--train_steps={step + 5}"), cwd=ROOT, check=True,
                            capture_output=True, text=True, env=environment())
     assert f"at step {step}" in again.stdout and f"trained to step {step + 5}" in again.stdout
+
+
+def test_a_streamed_image_folder_resumes_bit_identically_and_its_checkpoint_holds_no_images(tmp_path, monkeypatch):
+    """An image folder decoded as it is read (as one too large for memory is): a run resumed from
+    its checkpoint draws the batches the uninterrupted run drew, and the checkpoint holds the
+    model's state and the stream's position, not images."""
+    from PIL import Image
+
+    from conftest import run_tool
+    from synthblend.datasets import sources
+    from synthblend.trainers import train
+
+    generator = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for index in range(30):
+            pixels = generator.integers(0, 256, (28, 28), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / label / f"{index}.png")
+    monkeypatch.setattr(sources, "IMAGES_IN_MEMORY_BYTES", 0)
+    flags = ["--model=dcgan", f"--dataset=images:{tmp_path / 'images'}", "--conditional", "--batch_size=8",
+             "--latent_dim=4", "--width=8", "--deterministic", "--steps_per_call=5", "--log_every=5",
+             "--sample_every=1000", "--checkpoint_every=10", "--augment=flip"]
+    assert run_tool(train.main, *flags, f"--model_dir={tmp_path / 'whole'}", "--train_steps=20")[0] == 0
+    assert run_tool(train.main, *flags, f"--model_dir={tmp_path / 'resumed'}", "--train_steps=10")[0] == 0
+    code, out, err = run_tool(train.main, *flags, f"--model_dir={tmp_path / 'resumed'}", "--train_steps=20")
+    assert code == 0 and "resumed from" in out, err
+    whole_path, expected = final_variables(tmp_path / "whole")
+    _, actual = final_variables(tmp_path / "resumed")
+    different = [name for name in expected if expected[name] is not None and name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+                 and not np.array_equal(expected[name], actual.get(name))]
+    assert not different, different
+    state = sum(value.nbytes for value in expected.values() if isinstance(value, np.ndarray))
+    saved = sum(os.path.getsize(os.path.join(os.path.dirname(whole_path), name))
+                for name in os.listdir(os.path.dirname(whole_path)) if name.startswith("ckpt-20"))
+    assert saved < 1.2 * state, (saved, state)

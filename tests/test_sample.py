@@ -174,3 +174,38 @@ def test_bad_sampling_requests_are_one_line_errors_that_change_nothing(condition
     finally:
         read_only.chmod(0o700)
     assert snapshot(tmp_path) == before
+
+
+def test_tfrecord_samples_train_a_model_again(conditional_export, vector_run, tmp_path):
+    """What the sample command writes as TFRecord shards is a source: images and labels, vectors."""
+    model_dir, _ = conditional_export
+    for index in range(2):
+        sample_command(f"--model_dir={model_dir}", f"--output={tmp_path / f'shard-{index}.tfrecord'}",
+                       "--num_samples=20", f"--seed={index}")
+    data, spec = sources.load(f"tfrecord:{tmp_path / 'shard-*.tfrecord'}")
+    reference = np.load(_npz(model_dir, tmp_path, "--num_samples=20", "--seed=0"))
+    assert spec.shape == reference["x"].shape[1:] and spec.num_examples == 40 and spec.value_range == (0.0, 255.0)
+    first = [example for example in data.take(20).as_numpy_iterator()]
+    np.testing.assert_array_equal(np.stack([e["x"] for e in first]), reference["x"])
+    np.testing.assert_array_equal([e["y"] for e in first], reference["y"])
+    _, half = sources.load(f"tfrecord:{tmp_path / 'shard-*.tfrecord'}", "train[:50%]")
+    assert half.num_examples == 20
+    code, _, err = run_train("--model=dcgan", f"--dataset=tfrecord:{tmp_path / 'shard-*.tfrecord'}", "--conditional",
+                             f"--model_dir={tmp_path / 'again'}", *TINY)
+    assert code == 0, err
+    vectors = tmp_path / "ring.tfrecord"
+    sample_command(f"--model_dir={vector_run}", f"--output={vectors}", "--num_samples=50", "--seed=2")
+    data, spec = sources.load(f"tfrecord:{vectors}")
+    points = np.stack([e["x"] for e in data.as_numpy_iterator()])
+    assert spec.shape == (2,) and spec.num_classes == 0 and points.shape == (50, 2)
+    np.testing.assert_allclose(spec.loc, points.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("content, words", [(None, "no file matches"), (b"not a record", "cannot be read as TFRecord")])
+def test_a_tfrecord_source_that_cannot_be_read_is_one_line(tmp_path, content, words):
+    path = tmp_path / "bad.tfrecord"
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = run_train("--model=gan", f"--dataset=tfrecord:{path}", f"--model_dir={tmp_path / 'run'}", *TINY)
+    assert code in (1, 2) and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()

@@ -539,10 +539,9 @@ def tfds():
     return tensorflow_datasets
 
 
-@pytest.fixture(scope="module")
-def mnist_metadata(tfds, tmp_path_factory):
-    """A data_dir holding mnist's dataset_info.json with train (60000) and test (10000) splits."""
-    data_dir = tmp_path_factory.mktemp("tfds_metadata")
+def _write_mnist_metadata(tfds, data_dir):
+    """Writes into `data_dir` the dataset_info.json that preparing mnist leaves there, with train
+    (60000) and test (10000) splits: with it, the dataset counts as prepared."""
     with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE):
         builder = tfds.builder("mnist")
         builder.info.set_splits(
@@ -554,6 +553,13 @@ def mnist_metadata(tfds, tmp_path_factory):
         version_dir = data_dir / "mnist" / str(builder.version)
         version_dir.mkdir(parents=True)
         builder.info.write_to_directory(str(version_dir))
+
+
+@pytest.fixture(scope="module")
+def mnist_metadata(tfds, tmp_path_factory):
+    """A data_dir holding mnist's dataset_info.json with train (60000) and test (10000) splits."""
+    data_dir = tmp_path_factory.mktemp("tfds_metadata")
+    _write_mnist_metadata(tfds, data_dir)
     return str(data_dir)
 
 
@@ -612,6 +618,104 @@ def test_tfds_unknown_split(tfds, mnist_metadata):
             sources.load("tfds:mnist", split="validation")
     assert "'tfds:mnist'" in str(e.value)
     _assert_one_line(e)
+
+
+@pytest.mark.parametrize("split, count", [
+    ("train[:10%]", 6000),
+    ("train[1000:2000]", 1000),
+    ("test[-20%:]", 2000),
+    ("train[:10%]+test[:5%]", 6500),
+    ("all", 70000),
+])
+def test_tfds_slices_of_a_prepared_dataset(tfds, mnist_metadata, split, count):
+    with tfds.testing.mock_data(num_examples=2, data_dir=mnist_metadata):
+        dataset, spec = sources.load("tfds:mnist", split=split)
+        examples = _elements(dataset)
+    assert spec.num_examples == count
+    assert spec.splits == ("train", "test")
+    assert len(examples) == 2 and examples[0]["x"].shape == (28, 28, 1)
+
+
+def test_tfds_slice_on_the_second_run_on_a_data_dir(tfds, tmp_path):
+    data_dir = tmp_path / "tfds"
+    with tfds.testing.mock_data(num_examples=2, data_dir=str(data_dir)):
+        _, first = sources.load("tfds:mnist", split="train[:10%]")
+    assert first.num_examples is None  # not prepared yet: no split sizes
+    _write_mnist_metadata(tfds, data_dir)  # what the first run's preparation leaves behind
+    with tfds.testing.mock_data(num_examples=2, data_dir=str(data_dir)):
+        dataset, second = sources.load("tfds:mnist", split="train[:10%]")
+        assert len(_elements(dataset)) == 2
+    assert second.num_examples == 6000
+
+
+@pytest.mark.parametrize("split, pattern", [
+    ("train[:200%]", r"split 'train\[:200%\]' of 'tfds:mnist' has the percent bound 200%; accepted: percents "
+                     r"from -100% to 100%"),
+    ("train[-150%:]", r"has the percent bound -150%; accepted: percents from -100% to 100%"),
+    ("train[:10%]+test[:101%]", r"has the percent bound 101%"),
+    ("train[50%:10%]", r"split 'train\[50%:10%\]' of 'tfds:mnist' holds no examples \(the split has 60000\)"),
+    ("train[:0]+test[5:5]", r"holds no examples \(train has 60000, test has 10000\)"),
+    ("validation[:10%]", r"has no split 'validation' \(in 'validation\[:10%\]'\); accepted: train, test or all, "
+                         r"sliced as in train\[:10%\]"),
+    ("train[:10%]+valid", r"has no split 'valid' \(in 'train\[:10%\]\+valid'\); accepted: train, test"),
+    ("train[:70000]", r"reaches past the split \(Requested slice \[:70000\] incompatible with 60000 examples\); "
+                      r"accepted: train, test"),
+    ("train[a:b]", r"split 'train\[a:b\]' of 'tfds:mnist' is not a TFDS split \(Unrecognized split format"),
+    ("all[:10%]", r"split 'all\[:10%\]' of 'tfds:mnist' is not a TFDS split"),
+])
+def test_tfds_bad_splits_of_a_prepared_dataset_are_refused_before_loading(tfds, mnist_metadata, monkeypatch,
+                                                                           split, pattern):
+    def fail_load(*args, **kwargs):
+        raise AssertionError("tfds.load must not be reached for a bad split")
+
+    with tfds.testing.mock_data(num_examples=2, data_dir=mnist_metadata):
+        monkeypatch.setattr(tfds, "load", fail_load)
+        with pytest.raises(UsageError, match=pattern) as err:
+            sources.load("tfds:mnist", split=split)
+    _assert_one_line(err)
+
+
+@pytest.mark.parametrize("split, pattern", [
+    ("train[:200%]", r"has the percent bound 200%; accepted: percents from -100% to 100%"),
+    ("train[-150%:]", r"has the percent bound -150%"),
+    ("train[a:b]", r"is not a TFDS split .*accepted: a split of the dataset, sliced as in train\[:10%\]"),
+])
+def test_tfds_bad_split_forms_are_refused_before_preparation(tfds, monkeypatch, split, pattern):
+    def fail_load(*args, **kwargs):
+        raise AssertionError("tfds.load must not be reached for a bad split")
+
+    with tfds.testing.mock_data(num_examples=2):
+        monkeypatch.setattr(tfds, "load", fail_load)
+        with pytest.raises(UsageError, match=pattern) as err:
+            sources.load("tfds:mnist", split=split)
+    _assert_one_line(err)
+
+
+@pytest.mark.parametrize("split, refused", [
+    ("train[:10%]", None),
+    ("train[50%:10%]", r"split 'train\[50%:10%\]' of 'tfds:mnist' holds no examples \(the split has 60000\)"),
+    ("validation", r"has no split 'validation'; accepted: train, test"),
+])
+def test_tfds_first_run_checks_the_split_once_prepared(tfds, tmp_path, monkeypatch, split, refused):
+    """On a first run, loading prepares the dataset: the split is then checked as on later runs."""
+    data_dir = tmp_path / "tfds"
+    load = tfds.load
+
+    def prepare_and_load(*args, **kwargs):
+        _write_mnist_metadata(tfds, data_dir)
+        if "[" not in kwargs["split"] and kwargs["split"] not in ("train", "test"):
+            raise ValueError(f"Unknown split {kwargs['split']!r}.")
+        return load(*args, **kwargs)
+
+    with tfds.testing.mock_data(num_examples=2, data_dir=str(data_dir)):
+        monkeypatch.setattr(tfds, "load", prepare_and_load)
+        if refused is None:
+            _, spec = sources.load("tfds:mnist", split=split)
+            assert spec.num_examples == 6000 and spec.splits == ("train", "test")
+        else:
+            with pytest.raises(UsageError, match=refused) as err:
+                sources.load("tfds:mnist", split=split)
+            _assert_one_line(err)
 
 
 def test_tfds_unknown_dataset_is_rejected_before_loading(tfds, monkeypatch):
@@ -675,3 +779,35 @@ def test_embedded_splits_slice_like_tfds(split, count):
 def test_bad_slices_are_usage_errors(split, words):
     with pytest.raises(UsageError, match=re.escape(words)):
         sources.load("ring", split)
+
+
+def _ten_example_sources(tmp_path):
+    """npz:, csv: and images: sources of 10 examples each."""
+    npz = _npz(tmp_path, x=np.arange(20, dtype=np.float32).reshape(10, 2))
+    csv = tmp_path / "table.csv"
+    csv.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(10)))
+    for i in range(10):
+        _png(tmp_path / "images" / f"img{i}.png", _gray(10 * i))
+    return {"npz": f"npz:{npz}", "csv": f"csv:{csv}", "images": f"images:{tmp_path / 'images'}"}
+
+
+SOURCE_SIZES = {"npz": 10, "csv": 10, "images": 10, "ring": 20000, "shapes": 20000, "purchases": 20000}
+
+
+@pytest.mark.parametrize("source", list(SOURCE_SIZES))
+@pytest.mark.parametrize("split", ["train[:200%]", "train[-150%:]", "train[50%:10%]", "train[-100%:100%]"])
+def test_percents_outside_100_and_empty_slices_are_refused(tmp_path, source, split):
+    name = _ten_example_sources(tmp_path).get(source, source)
+    size = SOURCE_SIZES[source]
+    if split == "train[-100%:100%]":
+        assert sources.load(name, split)[1].num_examples == size
+        return
+    if split == "train[50%:10%]":
+        pattern = rf"split 'train\[50%:10%\]' of {re.escape(repr(name))} holds no examples \(the split has {size}\)"
+    else:
+        bound = split[6:].strip(":]")
+        pattern = (rf"split {re.escape(repr(split))} of {re.escape(repr(name))} has the percent bound {bound}; "
+                   r"accepted: percents from -100% to 100%, as in train\[:10%\]")
+    with pytest.raises(UsageError, match=pattern) as err:
+        sources.load(name, split)
+    _assert_one_line(err)

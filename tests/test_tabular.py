@@ -1,16 +1,17 @@
 """Tables: reading CSV files, kind inference and schemas, missing values, the quantile-normal
-encoder and its NumPy and TensorFlow decoders, the embedded purchases table, and the train,
-sample, export and blend commands on tables, and bad input."""
+encoder and its NumPy and TensorFlow decoders, dates and date-times, the embedded purchases
+table, and the train, sample, export and blend commands on tables, and bad input."""
 
 import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
 from conftest import run_tool
-from synthblend.datasets import embedded, sources, tabular
+from synthblend.datasets import embedded, frames, sources, tabular
 from test_export import run_in_session
 from test_train import TINY, run_train
 from synthblend.trainers import blend, evaluate, export, sample
@@ -123,7 +124,7 @@ BAD = [
     ("schema_column", "a,b\n1,2\n3,4\n", {"columns": {"c": "integer"}}, UsageError,
      "names column 'c', which"),
     ("schema_kind", "a,b\n1,2\n3,4\n", {"columns": {"a": "number"}}, UsageError,
-     "kind 'number'; accepted: continuous, integer, categorical, boolean, ignore"),
+     "kind 'number'; accepted: continuous, integer, categorical, boolean, datetime, ignore"),
     ("label_missing", "a,b\n1,2\n3,4\n", {"label": "c"}, UsageError, "label column 'c' is not a column"),
     ("label_continuous", "a,b\n1.5,2\n3.5,4\n", {"label": "a"}, UsageError,
      "label column 'a' is continuous; a label must be"),
@@ -131,6 +132,16 @@ BAD = [
     ("non_utf8", b"a,b\n1,caf\xe9\n", {}, DataError, "line 2 is not UTF-8"),
     ("boolean_stray", "a,b\n1,yes\n2,maybe\n", {"columns": {"b": "boolean"}}, DataError,
      "'maybe', which is not a boolean"),
+    ("datetime_text", "a,when\n1,2024-03-01\n2,soon\n", {"columns": {"when": "datetime"}}, DataError,
+     "line 3, column 'when': 'soon' is not a date or date-time (the column is datetime; accepted: YYYY-MM-DD"),
+    ("datetime_calendar", "a,when\n1,2024-03-01\n2,2024-02-30\n", {"columns": {"when": "datetime"}}, DataError,
+     "line 3, column 'when': '2024-02-30' is not a date or date-time"),
+    ("datetime_formats", "a,when\n1,2024-03-01\n2,2024-03-02 10:00\n", {"columns": {"when": "datetime"}},
+     DataError, "line 3, column 'when': '2024-03-02 10:00' is written as YYYY-MM-DD hh:mm, the column as "
+     "YYYY-MM-DD (line 2"),
+    ("datetime_offsets", "a,when\n1,2024-03-01T10:00Z\n2,2024-03-01T10:00+02:00\n",
+     {"columns": {"when": "datetime"}}, DataError, "line 3, column 'when': .* the column as "
+     "YYYY-MM-DDThh:mmZ (line 2"),
 ]
 
 
@@ -307,11 +318,147 @@ def test_vae_trains_on_a_csv_table(tmp_path):
     ({"kind": "continuous", "missing": "yes"}, "missing='yes'; expected true"),
     ({"kind": "continuous", "decimals": 12}, "decimals=12; expected a whole number from 0 to 8"),
     ({"kind": "date"}, "has kind 'date'; accepted: continuous"),
+    ({"kind": "datetime", "bounds": ["2020-01-01", "soon"]}, "'soon' is not a date or date-time; expected [low, high]"),
+    ({"kind": "datetime", "bounds": ["2020-01-01", 2024]}, "2024 is not a date or date-time"),
+    ({"kind": "datetime", "bounds": ["2020-01-01", "2020-02-30"]}, "'2020-02-30' is not a date or date-time"),
+    ({"kind": "datetime", "bounds": ["2024-12-31", "2020-01-01"]}, "expected [low, high] with low <= high"),
+    ({"kind": "datetime", "bounds": ["2020-01-01", "2024-12-31 00:00"]}, "are written in two formats (YYYY-MM-DD, "
+                                                                         "YYYY-MM-DD hh:mm)"),
+    ({"kind": "datetime", "decimals": 2}, "decimals do not apply to a datetime column; it takes bounds, missing"),
 ], ids=["list", "integer categories", "integer bounds", "reversed", "infinite", "float32", "repeated",
-        "foreign key", "same words", "missing word", "missing flag", "decimals", "kind"])
+        "foreign key", "same words", "missing word", "missing flag", "decimals", "kind", "datetime text bound",
+        "datetime number bound", "datetime calendar bound", "datetime reversed", "datetime two formats",
+        "datetime decimals"])
 def test_a_column_declaration_that_cannot_be_read_is_one_line(tmp_path, column, words):
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({"columns": {"age": column}}))
     with pytest.raises(UsageError) as caught:
         tabular.read_schema(str(schema))
     assert words in str(caught.value) and f"--schema={schema}: column 'age'" in str(caught.value)
+
+
+DATED = [["2024-03-01", "2024-03-01T12:30:00", "2024-03-01 12:30", "2024-03-01T12:30:00.25+02:00", "20240301"],
+         ["2024-03-05", "2024-03-02T01:00:05", "", "2024-03-01T13:30:00.5+02:00", "20240305"],
+         ["", "2023-12-31T23:59:59", "2024-03-03 00:00", "2024-03-02T00:00:00.125+02:00", "20231231"],
+         ["2025-01-31", "NA", "2024-03-04 08:15", "2024-03-02T00:00:01.000+02:00", "20250131"]]
+
+
+def test_dates_and_date_times_are_inferred_in_one_format_and_integers_stay_integers(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["day", "at", "local", "zoned", "number"], DATED)
+    _, encoder = tabular.load_csv(str(path))
+    specs = {spec["name"]: spec for spec in encoder["columns"]}
+    assert {name: spec["kind"] for name, spec in specs.items()} == {
+        "day": "datetime", "at": "datetime", "local": "datetime", "zoned": "datetime", "number": "integer"}
+    formats = {name: (spec["format"], spec["fraction"], spec["offset"]) for name, spec in specs.items()
+               if spec["kind"] == "datetime"}
+    assert formats == {"day": ("%Y-%m-%d", 0, None), "at": ("%Y-%m-%dT%H:%M:%S", 0, None),
+                       "local": ("%Y-%m-%d %H:%M", 0, None), "zoned": ("%Y-%m-%dT%H:%M:%S", 3, "+02:00")}
+    assert [specs[name]["missing"] for name in ("day", "at", "local", "zoned")] == [True, True, True, False]
+    # seconds since the epoch, the offset applied; the encoded values are quantile-normal, not seconds
+    assert specs["day"]["quantiles"][0] == 1709251200.0 and specs["zoned"]["quantiles"][0] == 1709289000.25
+    assert tabular.infer_kind(["2024-03-01", "2024-03-01 10:00"]) == "categorical"
+    assert tabular.infer_kind(["2024-03-01T10:00Z", "2024-03-01T10:00+00:00"]) == "categorical"
+    assert tabular.infer_kind(["2024-03-01", "2024-02-30"]) == "categorical"
+    assert tabular.infer_kind(["2024", "1999"]) == "integer" and tabular.infer_kind(["2024.5", "3"]) == "continuous"
+    assert tabular.infer_kind(["2024/03/01", "2024/03/02"]) == "categorical"
+
+
+def test_dates_round_trip_to_the_same_csv_text_and_tf_decode_agrees(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["day", "at", "local", "zoned", "number"], DATED)
+    arrays, encoder = tabular.load_csv(str(path))
+    table = tabular.decode(arrays["x"], encoder, with_missing=True)
+    assert table["day"].dtype == np.dtype("datetime64[D]") and table["at"].dtype == np.dtype("datetime64[s]")
+    assert table["zoned"].dtype == np.dtype("datetime64[ms]")
+    assert str(table["zoned"][0]) == "2024-03-01T10:30:00.250"  # UTC
+    header, rows = tabular.rows_of(table, encoder)
+    expected = [["" if tabular.is_missing(cell) else cell for cell in row] for row in DATED]
+    # fractional seconds are written with the most digits the column shows
+    for row, cell in zip(expected, ("12:30:00.250", "13:30:00.500")):
+        row[3] = row[3].replace(cell.rstrip("0"), cell)
+    assert header == ["day", "at", "local", "zoned", "number"] and rows == expected
+    np.testing.assert_allclose(tabular.encode(table, encoder), arrays["x"], atol=1e-6)
+    tensors = tabular.decode_tensors(tf.constant(arrays["x"]), encoder)
+    for name in ("day", "at", "local", "zoned"):
+        assert tensors[name].dtype == tf.float64
+        np.testing.assert_array_equal(tensors[name].numpy(), tabular.epoch_seconds(table[name]))
+    x = np.random.default_rng(0).normal(0, 2, (300, arrays["x"].shape[1])).astype(np.float32)
+    drawn, tensors = tabular.decode(x, encoder), tabular.decode_tensors(tf.constant(x), encoder)
+    for name in ("day", "at", "local", "zoned"):
+        np.testing.assert_allclose(tensors[name].numpy(), tabular.epoch_seconds(drawn[name]), rtol=0, atol=1e-6)
+    assert drawn["day"].min() >= np.datetime64("2024-03-01") and drawn["day"].max() <= np.datetime64("2025-01-31")
+    assert (tabular.epoch_seconds(drawn["local"]) % 60 == 0).all() and (tabular.epoch_seconds(drawn["day"]) % 86400
+                                                                         == 0).all()
+    text = tabular.cell_text(drawn["zoned"], tabular.column_specs(encoder)["zoned"])
+    assert all(len(cell) == len("2024-03-01T12:30:00.250+02:00") and cell.endswith("+02:00") for cell in text)
+
+
+def test_a_private_fit_takes_datetime_bounds_and_their_format(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("joined,at,n\n2021-05-01,2021-05-01 10:00,1\n2019-01-01,2021-05-02 11:30,2\n"
+                    ",2021-05-03 12:00,3\n2022-07-04,2021-05-04 13:15,4\n")
+    schema = tmp_path / "schema.json"
+    declared = {"joined": {"kind": "datetime", "bounds": ["2020-01-01", "2024-12-31"], "missing": True},
+                "at": {"kind": "datetime", "bounds": ["2021-01-01 00:00", "2021-12-31 23:59"]},
+                "n": {"kind": "integer", "bounds": [0, 10]}}
+    schema.write_text(json.dumps({"columns": declared}))
+    options = tabular.Options(schema=str(schema), private=tabular.Private(lambda n: 1.0, 0))
+    arrays, encoder = tabular.load_csv(str(path), options)
+    specs = {spec["name"]: spec for spec in encoder["columns"]}
+    assert (specs["at"]["format"], specs["joined"]["format"]) == ("%Y-%m-%d %H:%M", "%Y-%m-%d")
+    assert encoder["private"]["histograms"] == 3
+    _, rows = tabular.rows_of(tabular.decode(arrays["x"], encoder, with_missing=True), encoder)
+    assert [row[0] for row in rows] == ["2021-05-01", "2020-01-01", "", "2022-07-04"]  # clamped to the bounds
+    assert [row[1] for row in rows] == ["2021-05-01 10:00", "2021-05-02 11:30", "2021-05-03 12:00", "2021-05-04 13:15"]
+    drawn = tabular.decode(np.random.default_rng(1).normal(0, 3, (400, arrays["x"].shape[1])), encoder)
+    assert np.datetime64("2020-01-01") <= drawn["joined"].min() and drawn["joined"].max() <= np.datetime64("2024-12-31")
+    assert drawn["at"].max() <= np.datetime64("2021-12-31T23:59")
+    path.write_text("joined,at,n\n2021-05-01,2021-05-01T10:00,1\n")
+    with pytest.raises(DataError, match=r"line 2, column 'at': '2021-05-01T10:00' is written as YYYY-MM-DDThh:mm, "
+                                        r"the column as YYYY-MM-DD hh:mm \(its declared bounds\)"):
+        tabular.load_csv(str(path), options)
+    schema.write_text(json.dumps({"columns": {**declared, "joined": "datetime"}}))
+    with pytest.raises(UsageError, match=r"declare in --schema: joined \(\"bounds\": \[first date, last date\]"):
+        tabular.load_csv(str(path), options)
+
+
+def test_a_dataframe_with_datetime_columns_round_trips_through_frames(tmp_path):
+    frame = pd.DataFrame({"day": pd.to_datetime(["2024-03-01", "2024-03-04", None, "2024-02-28"]),
+                          "at": pd.to_datetime(["2024-03-01 12:30:05", "2024-03-04 00:00:00", "2024-01-01 08:00:00",
+                                                None]),
+                          "n": [1, 2, 3, 4]})
+    path, schema, dtypes = frames.write(frame, str(tmp_path / "data"), None)
+    assert json.loads(open(schema).read())["columns"] == {"day": "datetime", "at": "datetime", "n": "integer"}
+    arrays, encoder = tabular.load_csv(path, tabular.Options(schema=schema))
+    back = frames.to_frame(tabular.decode(arrays["x"], encoder, with_missing=True), encoder, dtypes)
+    pd.testing.assert_frame_equal(back, frame)
+    np.testing.assert_array_equal(frames.encode(frame, encoder)["x"], arrays["x"])
+    with pytest.raises(UsageError, match="column 'at' has dtype datetime64.*UTC.*, aware of a time zone; accepted: "
+                                         "naive datetime64 columns"):
+        frames.kind_of("at", frame["at"].dt.tz_localize("UTC").dtype)
+
+
+def test_a_model_trained_on_dates_samples_them_in_the_file_format_and_range(tmp_path):
+    days = np.datetime64("2024-01-01") + np.arange(40) * 3
+    rows = [[str(day), f"2024-01-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:{i % 7:02d}", "xy"[i % 2]]
+            for i, day in enumerate(days)]
+    real = write_csv(tmp_path / "real.csv", ["day", "at", "tag"], rows)
+    code, _, err = run_train("--model=gan", f"--dataset=csv:{real}", f"--model_dir={tmp_path / 'run'}", *TINY)
+    assert code == 0, err
+    output = tmp_path / "s.csv"
+    code, _, err = run_tool(sample.main, f"--model_dir={tmp_path / 'run'}", "--num_samples=20", f"--output={output}")
+    assert code == 0, err
+    sampled = read_rows(output)
+    assert sampled[0] == ["day", "at", "tag"] and len(sampled) == 21
+    first, last = min(row[1] for row in rows), max(row[1] for row in rows)
+    for row in sampled[1:]:
+        assert len(row[0]) == 10 and str(days[0]) <= row[0] <= str(days[-1]), row
+        assert len(row[1]) == 19 and row[1][10] == " " and first <= row[1] <= last, row
+        np.datetime64(row[0]), np.datetime64(row[1])
+    # Evaluate measures dates as numbers; an export returns them as seconds since the epoch.
+    code, _, err = run_tool(evaluate.main, f"--model_dir={tmp_path / 'run'}", "--num_samples=20")
+    assert code == 0, err
+    code, _, err = run_tool(export.main, f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'export'}")
+    assert code == 0, err
+    outputs = run_in_session(str(tmp_path / "export" / "1"), {"sample": {"num_samples": 4, "seed": 1}})["sample"]
+    assert outputs["day"].dtype == np.float64
+    assert days[0].astype("datetime64[s]").astype(np.int64) <= outputs["day"].min()

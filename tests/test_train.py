@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg")))
 # Shrinks any recipe to a few tiny steps.
 TINY = ["--train_steps=2", "--batch_size=4", "--width=8", "--latent_dim=4", "--steps_per_call=1",
-        "--log_every=1", "--sample_every=2", "--checkpoint_every=2", "--shuffle_buffer=16"]
+        "--log_every=1", "--sample_every=2", "--checkpoint_every=2"]
 
 
 def run_train(*argv):

@@ -142,6 +142,18 @@ def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
     return batch_size // replicas
 
 
+class Shard:
+    """This worker's share of the data: `shard(dataset)` keeps every `count`-th example from the
+    `index`-th (a stream is split by example); a stream drawn by position is split by batch
+    instead (`datasets.pipeline.positional_examples` reads `index` and `count`)."""
+
+    def __init__(self, index: int, count: int, replicas: int = 1):
+        self.index, self.count, self.replicas = index, count, replicas  # replicas: of this worker
+
+    def __call__(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        return dataset if self.count == 1 else dataset.shard(self.count, self.index)
+
+
 def input_fn(build, global_batch_size: int):
     """A `dataset_fn(input_context)` for `strategy.distribute_datasets_from_function`.
 
@@ -151,11 +163,8 @@ def input_fn(build, global_batch_size: int):
     """
 
     def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-        def shard(dataset):
-            if input_context.num_input_pipelines == 1:
-                return dataset
-            return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-
+        shard = Shard(input_context.input_pipeline_id, input_context.num_input_pipelines,
+                      max(1, input_context.num_replicas_in_sync // input_context.num_input_pipelines))
         return build(shard, input_context.get_per_replica_batch_size(global_batch_size))
 
     return dataset_fn

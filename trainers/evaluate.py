@@ -64,22 +64,42 @@ def load_real(record: dict, spec: DataSpec, limit: int, given: dict | None = Non
     """Up to `limit` real training examples and held-out examples, as arrays.
 
     Held out is the real data `given` (arrays `x`, `y` in the model's data space) when there is
-    some; otherwise the `test` split where the source has one; otherwise the last fifth of the
-    training examples (which the model did see: the report says so)."""
-    train = arrays(record["dataset"], record.get("split") or "train", record.get("image_size"), limit, spec.table)
+    some; otherwise the examples set aside before training (`--holdout`) when the run has some;
+    otherwise the `test` split where the source has one; otherwise the last fifth of the training
+    examples (which the model did see: the report says so)."""
+    if record.get("holdout"):
+        data, data_spec = sources.load(record["dataset"], record.get("split") or "train", record.get("image_size"),
+                                       table=spec.table)
+        kept, _, held, _ = sources.hold_out(data, data_spec, record["holdout"]["share"], record["holdout"]["seed"])
+        train = first_examples(kept, limit)
+        if given is None:
+            share = record["holdout"]
+            return train, {**first_examples(held, limit), "seen": False,
+                           "about": f"the {share['examples']} examples of {record['dataset']} held out before training "
+                                    f"(--holdout={share['share']:g}; never trained on)"}
+    else:
+        train = arrays(record["dataset"], record.get("split") or "train", record.get("image_size"), limit, spec.table)
     if given is not None:
-        return train, {**{key: np.asarray(value)[:limit] for key, value in given.items()}, "seen": False,
-                       "given": True}
+        about = given.get("about", "the real data given")
+        return train, {**{key: np.asarray(value)[:limit] for key, value in given.items() if key != "about"},
+                       "seen": False, "about": about}
     if "test" in spec.splits and record.get("split") != "test":
         return train, {**arrays(record["dataset"], "test", record.get("image_size"), limit, spec.table),
-                       "seen": False}
+                       "seen": False, "about": "the test split"}
     cut = len(train["x"]) * 4 // 5
-    return {k: v[:cut] for k, v in train.items()}, {**{k: v[cut:] for k, v in train.items()}, "seen": True}
+    return {k: v[:cut] for k, v in train.items()}, {**{k: v[cut:] for k, v in train.items()}, "seen": True,
+                                                     "about": "the last fifth of the training examples (seen in "
+                                                              "training)"}
 
 
 def arrays(dataset_name: str, split: str, image_size, limit: int, table: dict | None = None) -> dict:
     """Up to `limit` examples of a split; a table is encoded with the model's own encoder `table`."""
     dataset, _ = sources.load(dataset_name, split, image_size, table=table)
+    return first_examples(dataset, limit)
+
+
+def first_examples(dataset, limit: int) -> dict:
+    """Up to `limit` examples of `dataset`, as arrays."""
     batch = next(iter(dataset.batch(limit).take(1)))
     return {key: value.numpy() for key, value in batch.items()}
 
@@ -195,7 +215,7 @@ def evaluate_arrays(source, spec: DataSpec, num: int, seed: int, cache_dir: str,
                     inception: keras.Model | None, real_examples: int, holdout: dict | None) -> dict:
     """The report of images or vectors (`evaluate`), written into `report_dir`."""
     train, holdout = load_real(source.record, spec, max(num, real_examples), holdout)
-    seen, given = holdout.pop("seen"), holdout.pop("given", False)
+    seen, about = holdout.pop("seen"), holdout.pop("about")
     num = min(num, len(holdout["x"]), len(train["x"]))
     reference, floor = holdout["x"][:num], train["x"][:num]
     labels = None
@@ -203,7 +223,7 @@ def evaluate_arrays(source, spec: DataSpec, num: int, seed: int, cache_dir: str,
         labels = class_labels(num, spec.num_classes, list(range(spec.num_classes)), "uniform", None, seed)
     synthetic = sample.draw(source, num, seed, labels)
     os.makedirs(report_dir, exist_ok=True)
-    report = report_header(source, num, seed, seen, "examples", given)
+    report = report_header(source, num, seed, about)
     figures = {}
     labelled = spec.num_classes >= 2 and "y" in train
     if labelled:
@@ -281,16 +301,15 @@ def privacy_report(record: dict, synthetic: np.ndarray, train: np.ndarray, holdo
     return section
 
 
-def report_header(source, num: int, seed: int, seen: bool, examples: str, given: bool = False) -> dict:
-    """What every report starts with: the run measured, how many samples, against what."""
+def report_header(source, num: int, seed: int, about: str) -> dict:
+    """What every report starts with: the run measured, how many samples, against what real data."""
     return {
         "model": source.record.get("model"),
         "step": source.record.get("step"),
         "dataset": source.record.get("dataset"),
         "num_samples": num,
         "seed": seed,
-        "heldout": ("the real data given" if given else
-                    f"the last fifth of the training {examples} (seen in training)" if seen else "the test split"),
+        "heldout": about,
     }
 
 
@@ -307,7 +326,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     real rows, each score beside its real-vs-real floor; conditional models draw labels in the
     class shares of the real training rows, so train-on-synthetic sees the real balance."""
     train, holdout = load_real(source.record, spec, max(num, real_examples), given)
-    seen, given = holdout.pop("seen"), holdout.pop("given", False)
+    seen, about = holdout.pop("seen"), holdout.pop("about")
     num = min(num, len(train["x"]))
     encoder = spec.table
     labels = None
@@ -323,6 +342,11 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     if label is not None:
         kinds[label] = encoder["label"]["kind"]
     kinds = {name: kinds[name] for name in synthetic}
+    # Dates are measured as the numbers they are encoded as: seconds since the epoch.
+    for name in [name for name, kind in kinds.items() if kind == "datetime"]:
+        kinds[name] = "continuous"
+        for table in (synthetic, real_train, real_test):
+            table[name] = table[name].astype("datetime64[us]").astype(np.int64) / 1e6
     os.makedirs(report_dir, exist_ok=True)
     try:
         measured = measures.tables.table_report(real_train, real_test, synthetic, kinds, label, report_dir, seed=seed)
@@ -332,7 +356,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     except ValueError as error:
         raise DataError(f"cannot measure the table of {spec.name}: {error}") from None
     report = {
-        **report_header(source, num, seed, seen, "rows", given),
+        **report_header(source, num, seed, about),
         "space": "decoded table columns (the real-vs-real floor compares held-out rows with training rows)",
         "fidelity": {name: {"synthetic": measured[name]["score"], "real_floor": floor[name]} for name in floor},
         **{key: value for key, value in measured.items() if key != "pictures"},
@@ -575,13 +599,43 @@ def main(argv):
     cli.check_writable_dir(report_dir, "--report_dir")
     cli.check_writable_dir(F.CACHE_DIR.value, "--cache_dir")
     inception = inception_network(F.INCEPTION_WEIGHTS.value, source.spec) if F.INCEPTION_WEIGHTS.value else None
+    given = test_data(source, max(num, F.REAL_EXAMPLES.value))
     try:
         report = evaluate(source, source.spec, num, F.SEED.value, F.CACHE_DIR.value, report_dir,
-                          inception, F.REAL_EXAMPLES.value)
+                          inception, F.REAL_EXAMPLES.value, given)
     except (ValueError, tf.errors.InvalidArgumentError) as error:
         raise DataError(f"cannot evaluate on {source.spec.name}: {str(error).splitlines()[0]}") from None
     print(summary(report))
     print(f"  report -> {os.path.join(report_dir, 'report.html')} (numbers: report.json)")
+
+
+def test_data(source, limit: int) -> dict | None:
+    """The real data of `--test_data` (with `--test_split`) as the model's arrays, read as the model
+    reads its data (a table with its encoder, images at its size); None when not given."""
+    cli.refuse_unless(F.TEST_DATA.present, F.TEST_SPLIT, "applies with --test_data")
+    if not F.TEST_DATA.present:
+        return None
+    name = F.TEST_DATA.value
+    given, spec, split = read_test_data(name, F.TEST_SPLIT.value if F.TEST_SPLIT.present else None,
+                                        source.record.get("image_size"), source.spec, limit)
+    if source.spec.num_classes >= 2 and spec.num_classes > source.spec.num_classes:
+        raise UsageError(f"--test_data={name} has {spec.num_classes} classes; the model knows "
+                         f"{source.spec.num_classes}")
+    return {**given, "about": f"{name} ({split}), given with --test_data"}
+
+
+def read_test_data(name: str, split: str | None, image_size, like: DataSpec, limit: int):
+    """`(arrays, spec, split)`: up to `limit` examples of the source `name`, read as data `like`
+    is (a table with its encoder); `split` None reads `test` where the source has one, else
+    `train` (a file is one split)."""
+    if split is None:
+        _, probe = sources.load(name, "train", image_size, table=like.table)
+        split = "test" if "test" in probe.splits else "train"
+    data, spec = sources.load(name, split, image_size, table=like.table)
+    if tuple(spec.shape) != tuple(like.shape):
+        raise UsageError(f"--test_data={name} holds examples of shape {spec.shape}; expected {like.shape}, as the "
+                         "model makes")
+    return first_examples(data, limit), spec, split
 
 
 def summary(report: dict) -> str:

@@ -132,7 +132,8 @@ def metadata(trained: restore.TrainedModel, max_samples: int, signatures: dict) 
 
 def table_column_types(encoder: dict) -> dict:
     """Column name -> the dtype of its decoded output."""
-    types = {"continuous": "float32", "integer": "int64", "categorical": "string", "boolean": "string"}
+    types = {"continuous": "float32", "integer": "int64", "categorical": "string", "boolean": "string",
+             "datetime": "float64"}
     specs = tabular.column_specs(encoder)
     return {name: types[specs[name]["kind"]] for name in encoder["order"] if name in specs}
 

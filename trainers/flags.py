@@ -193,7 +193,8 @@ DATASET = declare(text("a data source"),
 SCHEMA = declare(text("the path of a JSON file"),
     "schema", None,
     'Tables: JSON file overriding inferred column kinds, e.g. {"columns": {"zip": "categorical"}, "label": "churn"} '
-    "(kinds: continuous, integer, categorical, boolean, ignore).",
+    "(kinds: continuous, integer, categorical, boolean, datetime, ignore; private runs declare each column's "
+    'domain, e.g. {"age": {"kind": "integer", "bounds": [18, 90]}}).',
 )
 LABEL_COLUMN = declare(flags.DEFINE_string,
     "label_column", None,
@@ -212,6 +213,21 @@ EVAL_SPLIT = declare(text("a split such as test, or none"),
     "eval_split", "test",
     "Held-out split for the model's held-out metrics (the VAE's ELBO; other models have none), when the dataset "
     "has it; 'none' measures none.",
+)
+HOLDOUT = declare(finite(lower=0.0, upper=0.9),
+    "holdout", None,
+    "Share of the examples set aside before training and never trained on, for evaluate, utility and the "
+    "memorisation and attack measures; by default 0.1 for sources without a test split (npz:, csv:, images:, "
+    "data given to fit), none for sources with one. 0 trains on every example.",
+)
+TEST_DATA = declare(text("a data source"),
+    "test_data", None,
+    "Real data to measure against instead of the run's own held-out examples: a source as for --dataset "
+    "(csv:<path>, npz:<path>, images:<dir>, tfds:<name>, an embedded dataset), read with --test_split.",
+)
+TEST_SPLIT = declare(text("a split such as test or train[:50%]"),
+    "test_split", None,
+    "Split of --test_data to read (default: test where it has one, else train, the whole file).",
 )
 AUGMENT = declare(flags.DEFINE_string,
     "augment", None,
@@ -249,8 +265,10 @@ EMA_DECAY = declare(finite(lower=0.0, upper=0.99999),
     "ema_decay", 0.0, "Decay of the moving average of generator weights used for pictures and export "
     "(e.g. 0.999); 0 turns it off.",
 )
-SHUFFLE_BUFFER = declare(flags.DEFINE_integer, "shuffle_buffer", 10000, "Shuffle buffer size (examples held in "
-                         "memory; at most 10000000).", lower_bound=1, upper_bound=10_000_000)
+SHUFFLE_BUFFER = declare(flags.DEFINE_integer, "shuffle_buffer", None, "Shuffle buffer size of streamed sources "
+                         "(tfds:; examples held in memory; default 10000, at most 10000000). Data held in memory and "
+                         "image folders are drawn as a new permutation each epoch instead.",
+                         lower_bound=1, upper_bound=10_000_000)
 SEED = declare(flags.DEFINE_integer, "seed", 0, "Seed of the data order and the model's random streams "
                "(0 to 2147483647).", lower_bound=0, upper_bound=INT32)
 JIT_COMPILE = declare(flags.DEFINE_bool, "jit_compile", False, "Compile the training step with XLA.")
@@ -435,15 +453,16 @@ LOOP = (TRAIN_STEPS, BATCH_SIZE, STEPS_PER_CALL, CHECKPOINT_EVERY, KEEP_CHECKPOI
         PRECISION)
 TRAINED = (MODEL_DIR, EXPORT_DIR, USE_EMA)  # where samples come from: a run or an export
 COMMANDS = {
-    "train": (RECIPE, MODEL, DATASET, *TABLE, SPLIT, EVAL_SPLIT, AUGMENT, IMAGE_SIZE, MODEL_DIR, *LOOP,
+    "train": (RECIPE, MODEL, DATASET, *TABLE, SPLIT, HOLDOUT, EVAL_SPLIT, AUGMENT, IMAGE_SIZE, MODEL_DIR, *LOOP,
               *PRIVACY, *MODEL_OPTIONS),
     "sample": (*TRAINED, NUM_SAMPLES, OUTPUT, FORMAT, CHUNK_SIZE, CLASS_BALANCE, CLASSES, OVERWRITE, SEED),
     "export": (MODEL_DIR, EXPORT_DIR, USE_EMA, MAX_SAMPLES, SERVING_NAME, SERVING_BASE_PATH),
-    "evaluate": (*TRAINED, NUM_SAMPLES, SEED, REPORT_DIR, CACHE_DIR, REAL_EXAMPLES, INCEPTION_WEIGHTS),
+    "evaluate": (*TRAINED, NUM_SAMPLES, SEED, REPORT_DIR, CACHE_DIR, REAL_EXAMPLES, INCEPTION_WEIGHTS, TEST_DATA,
+                 TEST_SPLIT),
     "blend": (*TRAINED, DATASET, SPLIT, IMAGE_SIZE, RATIO, BLEND_METHOD, NUM_EXAMPLES, OUTPUT, OVERWRITE,
               CLASS_BALANCE, SEED),
     "utility": (*TRAINED, DATASET, SPLIT, IMAGE_SIZE, RATIOS, CLASSIFIER_STEPS, REPEATS, BATCH_SIZE, REPORT_DIR,
-                SEED),
+                SEED, TEST_DATA, TEST_SPLIT),
 }
 
 

@@ -78,7 +78,8 @@ class Synthesizer:
     def fit(self, data, labels=None, *, steps: int | None = None, model_dir: str | None = None,
             label: str | None = None, schema: str | dict | None = None, missing: str | None = None,
             split: str = "train", image_size: int | None = None, augment: str | None = None,
-            eval_split: str | None = None, progress: bool = True, **settings) -> "Synthesizer":
+            eval_split: str | None = None, holdout: float | None = None, progress: bool = True,
+            **settings) -> "Synthesizer":
         """Trains on `data` into `model_dir`, continuing from its latest checkpoint.
 
         Args:
@@ -94,6 +95,9 @@ class Synthesizer:
             as the domains a private run needs), the missing-value policy (as `--label_column`,
             `--schema`, `--missing`).
           split, image_size, augment, eval_split: as the train command's flags.
+          holdout: the share of the examples set aside, never trained on, for `evaluate` (as
+            `--holdout`; by default a tenth of data without a test split, such as arrays and
+            DataFrames; 0 trains on all of it).
           progress: draw a progress bar (a widget in a notebook) beside the log lines.
           **settings: the loop's settings by name: `batch_size`, `ema_decay`, `seed`,
             `checkpoint_every`, `log_every`, `sample_every`, `precision`, `strategy`, ... (the
@@ -119,7 +123,8 @@ class Synthesizer:
         dataset, table, extra = self._dataset(data, labels, model_dir, label, schema, missing)
         training.train(self.model_name, dataset, model_dir, model_options=self.options,
                        settings=training.Settings(**settings), split=split, image_size=image_size, table=table,
-                       augment_spec=augment, eval_split=eval_split, extra_record=extra, progress=progress)
+                       augment_spec=augment, eval_split=eval_split, holdout=holdout, extra_record=extra,
+                       progress=progress)
         self.model_dir, self._source = model_dir, None
         return self
 
@@ -300,9 +305,9 @@ class Synthesizer:
         usefulness of `num_samples` samples, each beside its real-vs-real floor.
 
         `x` (with `y`) is the real held-out data to compare with: arrays, or a DataFrame for a
-        table; None uses the source's own test split (or, failing that, the last fifth of the
-        training examples). The report (JSON, HTML, PNGs) is also written to `report_dir`
-        (default `<model_dir>/evaluation`).
+        table; None uses the examples the run held out (`holdout`), or else the source's own test
+        split (or, failing both, the last fifth of the training examples). The report (JSON,
+        HTML, PNGs) is also written to `report_dir` (default `<model_dir>/evaluation`).
         """
         source = self._open()
         num = _count("num_samples", num_samples)

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from synthblend import zoo
 from synthblend.zoo import dpsgd
-from synthblend.datasets import augment, pipeline, sources, tabular
+from synthblend.datasets import augment, pipeline, rows as row_data, sources, tabular
 from synthblend.trainers import distribute, lifecycle, pictures, privacy
 from synthblend.trainers.loop import CHECKPOINT_FOLDER, Trainer, TrainerConfig
 from synthblend.trainers.restore import CONFIG_FILE
@@ -42,7 +42,7 @@ class Settings(TrainerConfig):
 
     train_steps: int = 10000
     batch_size: int = 64
-    shuffle_buffer: int = 10000
+    shuffle_buffer: int | None = None  # streamed sources only (tfds:); None: 10,000
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
@@ -76,13 +76,15 @@ class Result:
 def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict | None = None,
           settings: Settings | None = None, split: str = "train", image_size: int | None = None,
           table: tabular.Options | None = None, augment_spec: str | None = None, eval_split: str | None = None,
-          extra_record: dict | None = None, progress: bool = False) -> Result:
+          holdout: float | None = None, extra_record: dict | None = None, progress: bool = False) -> Result:
     """Trains the registered model `model_name` on the source `dataset` into `model_dir`,
     continuing from its latest checkpoint; the train command and `Synthesizer.fit` both come here.
 
     `eval_split` is the split whose held-out metrics are written to heldout.json (None: `test`
     where the source has it; `none`: none). `extra_record` goes into config.json beside what
-    was trained on what; `progress` draws a progress bar beside the log lines.
+    was trained on what; `progress` draws a progress bar beside the log lines. `holdout` is the
+    share of the examples set aside and never trained on (None: `sources.DEFAULT_HOLDOUT` for a
+    source without a test split, none otherwise); config.json records it for the measures.
     """
     settings = settings or Settings()
     model_options = dict(model_options or {})
@@ -95,6 +97,10 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
         table = private_table(table, settings, model_dir)
     data, spec = sources.load(dataset, split, image_size, table=table)
     check_data_options(spec, dataset, image_size, table)
+    data, spec, held_out = set_aside(data, spec, dataset, model_dir, holdout)
+    if settings.shuffle_buffer is not None and row_data.rows_of(data) is not None:
+        raise UsageError(f"--shuffle_buffer={settings.shuffle_buffer} changes nothing: {dataset!r} is drawn as a new "
+                         "permutation of all its examples every epoch; the buffer applies to streamed sources (tfds:)")
     table_argument = table_arguments(model_name, spec)
     model_class.check_data(spec.shape, spec.num_classes)
     check_eval_split(spec, dataset, eval_split)
@@ -124,6 +130,7 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
         "augment": augment_spec,
         "precision": settings.precision,
         "data_spec": spec.to_json(),
+        **({"holdout": held_out} if held_out else {}),
         **(extra_record or {}),
     }
     # One writer per model directory: a second training into it is refused while this one runs
@@ -141,7 +148,7 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
         batches = distribute.input_fn(
             lambda shard, batch_size: pipeline.training_dataset(
                 data, spec, batch_size=batch_size, scale=scale, seed=settings.seed,
-                shuffle_buffer=settings.shuffle_buffer, augmentation=augmentation, shard=shard,
+                shuffle_buffer=settings.shuffle_buffer or 10000, augmentation=augmentation, shard=shard,
             ),
             settings.batch_size,
         )
@@ -159,6 +166,10 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
             trainer.checkpoints.checkpoint.augmentation = [
                 v for v in augmentation.variables if v.path.endswith("seed_generator_state")
             ]
+        if held_out and trainer.is_chief:
+            trainer.log(f"held out {held_out['examples']} of the {held_out['of']} examples of {dataset} "
+                        f"(--holdout={held_out['share']:g}); never trained on, they are what evaluate and utility "
+                        "measure against")
         train_steps = settings.train_steps
         last = account.last_step() if account is not None else None
         if last is not None and last < train_steps:
@@ -193,7 +204,7 @@ def main(argv):
     result = train(
         F.MODEL.value, F.DATASET.value, F.MODEL_DIR.value, model_options=F.model_arguments(F.MODEL.value),
         settings=settings, split=F.SPLIT.value, image_size=F.IMAGE_SIZE.value, table=F.table_options(),
-        augment_spec=F.AUGMENT.value, eval_split=eval_split, progress=sys.stderr.isatty(),
+        augment_spec=F.AUGMENT.value, eval_split=eval_split, holdout=F.HOLDOUT.value, progress=sys.stderr.isatty(),
     )
     trainer, model_dir = result.trainer, F.MODEL_DIR.value
     print(f"model_dir: {model_dir}")
@@ -264,6 +275,26 @@ def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> priva
                          f"more than --target_epsilon={account.target_epsilon:g}")
     model.make_private(dpsgd.Clipping(account.l2_norm_clip, account.noise_multiplier))
     return account
+
+
+def set_aside(data, spec, dataset: str, model_dir: str, holdout: float | None):
+    """The training part of `data` and its spec, and what config.json records of the held-out part
+    (None when nothing is held out): `holdout` of the examples (by default `sources.DEFAULT_HOLDOUT`
+    for a source without a test split), chosen as `sources.hold_out` chooses them. A run recorded
+    without a holdout continues without one unless `holdout` is given."""
+    if holdout is not None and holdout > 0 and spec.splits:
+        raise UsageError(f"--holdout={holdout:g}: {dataset!r} has a test split, which the measures use; drop "
+                         "--holdout (or train on a slice, e.g. --split=train[:90%])")
+    saved = read_record(model_dir)
+    if holdout is None:
+        # A source without a test split gets one, when held as rows; a run recorded without one keeps none.
+        found = spec.splits or (saved and "holdout" not in saved) or row_data.rows_of(data) is None
+        holdout = 0.0 if found else sources.DEFAULT_HOLDOUT
+    if holdout == 0:
+        return data, spec, None
+    data, kept, _, held = sources.hold_out(data, spec, holdout)
+    return data, kept, {"share": holdout, "seed": sources.HOLDOUT_SEED, "examples": held.num_examples,
+                        "of": held.num_examples + kept.num_examples}
 
 
 def private_table(table: tabular.Options | None, settings: Settings, model_dir: str) -> tabular.Options:
@@ -421,6 +452,9 @@ def check_same_run(model_dir: str, record: dict) -> None:
         for key, value in record["config"].items()
         if saved.get("config", {}).get(key) != value
     ]
+    if saved.get("holdout") != record.get("holdout"):
+        share = (saved.get("holdout") or {}).get("share", 0)
+        differences.append(f"holdout={share:g} there, {(record.get('holdout') or {}).get('share', 0):g} now")
     if bool(saved.get("privacy")) != bool(record.get("privacy")):
         differences.append("a differentially private run there, not now" if saved.get("privacy") else
                            "differentially private training now, not there")

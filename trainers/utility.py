@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from synthblend.datasets import blend, sources
-from synthblend.trainers import lifecycle, measures, pictures, sample
+from synthblend.trainers import evaluate as evaluation, lifecycle, measures, pictures, sample
 from synthblend.trainers.progress import progress_bar
 from synthblend.trainers.blend import blended_dataset
 from synthblend.zoo.registry import UsageError
@@ -90,6 +90,33 @@ def plot_scatter(real, source, spec, path, ratio, seed):
     figure.savefig(path)
 
 
+# The most real test examples the classifiers are tested on.
+TEST_LIMIT = 100000
+
+
+def real_and_test(source, real, spec, table):
+    """The real examples to blend with, their spec, the real test data (arrays) and what it is:
+    `--test_data` (with `--test_split`); else the examples the run held out, when `--dataset` and
+    `--split` are what it trained on (the blend then draws from the rest); else the test split."""
+    record = source.record
+    cli.refuse_unless(F.TEST_DATA.present, F.TEST_SPLIT, "applies with --test_data")
+    if F.TEST_DATA.present:
+        name = F.TEST_DATA.value
+        test, _, split = evaluation.read_test_data(name, F.TEST_SPLIT.value if F.TEST_SPLIT.present else None,
+                                                   F.IMAGE_SIZE.value, spec, TEST_LIMIT)
+        return real, spec, test, f"{name} ({split}), given with --test_data"
+    if (record.get("holdout") and F.DATASET.value == record.get("dataset")
+            and F.SPLIT.value == (record.get("split") or "train")):
+        kept, kept_spec, held, _ = sources.hold_out(real, spec, record["holdout"]["share"], record["holdout"]["seed"])
+        about = f"the {record['holdout']['examples']} examples the run held out (never trained on)"
+        return kept, kept_spec, evaluation.first_examples(held, TEST_LIMIT), about
+    if "test" not in spec.splits:
+        raise UsageError(f"--dataset={F.DATASET.value} has no test split to measure accuracy on; give real test data "
+                         "with --test_data (or train the model with --holdout and pass its --dataset and --split)")
+    data, _ = sources.load(F.DATASET.value, "test", F.IMAGE_SIZE.value, table=table)
+    return real, spec, evaluation.first_examples(data, TEST_LIMIT), "the test split"
+
+
 def main(argv):
     cli.require(F.DATASET)
     sample.check_source_flags("draw from")
@@ -105,8 +132,7 @@ def main(argv):
     real, spec = sources.load(F.DATASET.value, F.SPLIT.value, F.IMAGE_SIZE.value, table=table)
     if spec.num_classes < 2:
         raise UsageError(f"--dataset={F.DATASET.value} has no labels; the utility curve trains a classifier")
-    if "test" not in spec.splits:
-        raise UsageError(f"--dataset={F.DATASET.value} has no test split to measure accuracy on")
+    real, spec, test, tested_on = real_and_test(source, real, spec, table)
     if not source.conditional:
         raise UsageError(f"the utility curve needs a conditional model, whose samples carry labels; "
                          f"{source.where} holds one trained without --conditional")
@@ -115,9 +141,6 @@ def main(argv):
                          f"the model makes {source.spec.shape}")
     report_dir = F.REPORT_DIR.value or os.path.join(F.MODEL_DIR.value or F.EXPORT_DIR.value, "utility")
     cli.check_writable_dir(report_dir, "--report_dir")
-    test_set, _ = sources.load(F.DATASET.value, "test", F.IMAGE_SIZE.value, table=table)
-    test = next(iter(test_set.batch(100000)))
-    test = {"x": test["x"].numpy(), "y": test["y"].numpy()}
     print(f"utility of {source.record.get('model')} samples for a classifier on {spec.num_examples} real "
           f"examples of {F.DATASET.value} ({F.SPLIT.value}), {F.CLASSIFIER_STEPS.value} steps per training:")
     rows = utility_curve(source, real, spec, test, ratios, F.CLASSIFIER_STEPS.value, F.BATCH_SIZE.value,
@@ -125,7 +148,7 @@ def main(argv):
     result = {"dataset": F.DATASET.value, "split": F.SPLIT.value, "real_examples": spec.num_examples,
               "model": source.record.get("model"), "step": source.record.get("step"),
               "classifier_steps": F.CLASSIFIER_STEPS.value, "batch_size": F.BATCH_SIZE.value,
-              "test_examples": len(test["y"]), "curve": rows}
+              "test_examples": len(test["y"]), "tested_on": tested_on, "curve": rows}
     with lifecycle.staged(report_dir, last=("utility.json",)) as staging:
         plot_curve(rows, os.path.join(staging, "utility_curve.png"),
                    f"{spec.num_examples} real examples of {F.DATASET.value} + synthetic")

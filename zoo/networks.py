@@ -18,7 +18,10 @@ from synthblend.zoo.registry import UsageError
 
 # Side of the first feature map of the DCGAN generator, per supported image side: the
 # generator doubles it with each transposed convolution up to the image side.
-DCGAN_START = {28: 7, 32: 4, 64: 4}
+DCGAN_START = {28: 7, 32: 4, 64: 4, 128: 4}
+# The most channels of the DCGAN stacks, in multiples of `width` (16: 1024 channels at width 64,
+# DCGAN's own 4x4x1024 at 64x64); larger images add layers, not channels.
+DCGAN_MAX_MULTIPLE = 16
 NORMS = ("batch", "layer", "spectral", "none")
 
 
@@ -64,13 +67,15 @@ def dcgan_body(input_dim, image_shape, width, *, name="generator", output_activa
     to the smallest feature map, a stride-1 transposed convolution there, then stride-2
     transposed convolutions up to the image side, each with batch norm and ReLU and halving the
     channels, and a final `output_activation`. With width 64 at 28x28: 7x7x256, 7x7x128,
-    14x14x64, 28x28xC. `norm` `layer` or `none` replaces the batch norm (a network that sees real
-    examples under per-example gradient clipping must not mix them)."""
+    14x14x64, 28x28xC; at 128x128: 4x4x1024 halving down to 64x64x32, then 128x128xC (channels
+    stop growing at `DCGAN_MAX_MULTIPLE` x width). `norm` `layer` or `none` replaces the batch
+    norm (a network that sees real examples under per-example gradient clipping must not mix them)."""
     side, channels = image_shape[0], image_shape[-1]
     start = DCGAN_START[side]
     upsamplings = int(math.log2(side // start))
     inputs = keras.Input((input_dim,), name=f"{name}_input")
-    filters = width * 2 ** upsamplings
+    filters = width * 2 ** min(upsamplings, int(math.log2(DCGAN_MAX_MULTIPLE)))
+
     def normalise(x):
         return (layers.BatchNormalization()(x) if norm == "batch" else layers.LayerNormalization()(x)
                 if norm == "layer" else x)
@@ -110,7 +115,7 @@ def dcgan_trunk(image_shape, width, *, norm="batch", depth=None, name="discrimin
         if normalised:
             x = layers.BatchNormalization()(x) if norm == "batch" else layers.LayerNormalization()(x)
         x = layers.LeakyReLU(0.2)(x)
-        filters *= 2
+        filters = min(filters * 2, width * DCGAN_MAX_MULTIPLE)
     return keras.Model(inputs, layers.Flatten()(x), name=name)
 
 
