@@ -55,6 +55,9 @@ present; the table marks every variant that ran with XLA.
 
 Workloads (`--bench_workloads`):
 
+- `gan_purchases`: the `gan_purchases` recipe's networks (MLP, width 128, depth 2, latent 16,
+  Gumbel-softmax table output) on the embedded `purchases` table, unconditional, batch 512.
+
 - `dcgan`: DCGAN on the embedded 28x28x1 `shapes`, batch 256, latent size 100, width 64: the
   generator is the tutorial's (Dense 7x7x256, Conv2DTranspose to 128, 64 and 1 channels); the
   discriminator is the project's trunk without normalisation, the nearest to the tutorial's
@@ -165,6 +168,11 @@ WORKLOADS = {
         "ring", 256, "gan",
         dict(latent_dim=16, width=128, depth=3, loss="non_saturating"),
         "MLP GAN on 2-D ring points",
+    ),
+    "gan_purchases": Workload(
+        "purchases", 512, "gan",
+        dict(latent_dim=16, width=128, depth=2, loss="non_saturating"),
+        "MLP GAN on the purchases table (the gan_purchases recipe's networks, unconditional)",
     ),
     "vae": Workload(
         "shapes", 128, "vae",

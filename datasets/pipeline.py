@@ -82,11 +82,19 @@ def training_dataset(
     (`trainers.distribute.input_fn`); `batch_size` is then the batch of one replica.
     """
     rows = row_data.rows_of(dataset)
+
+    def scaled(batch):
+        return {**batch, "x": scale.encode(batch["x"])}
+
     if rows is not None:
         # A worker's step takes one batch per replica of it.
         worker = (getattr(shard, "index", 0), getattr(shard, "count", 1))
         share = batch_size * getattr(shard, "replicas", 1)
-        dataset = positional_examples(rows, seed=seed, worker=worker, batch_size=share, keys=keys)
+        # Without augmentation (which works in data space) the batch is scaled where it is gathered.
+        dataset = positional_batches(rows, seed=seed, worker=worker, batch_size=share, keys=keys,
+                                     then=scaled if augmentation is None else None)
+        if share != batch_size:  # one batch per replica of this worker
+            dataset = dataset.unbatch().batch(batch_size, drop_remainder=True)
     else:
         dataset = dataset.map(lambda example: {k: example[k] for k in keys if k in example})
         if shard is not None:
@@ -95,12 +103,11 @@ def training_dataset(
             dataset = dataset.cache()
         buffer = min(shuffle_buffer, spec.num_examples or shuffle_buffer)
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+        dataset = dataset.batch(batch_size, drop_remainder=True)
     if augmentation is not None:
         dataset = augment.apply(dataset, augmentation)
-    dataset = dataset.map(
-        lambda batch: {**batch, "x": scale.encode(batch["x"])}, num_parallel_calls=tf.data.AUTOTUNE
-    )
+    if rows is None or augmentation is not None:
+        dataset = dataset.map(scaled, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     # The iterator is checkpointed. State it cannot serialize is left out instead of failing the
@@ -114,27 +121,45 @@ def training_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def positional_examples(rows, *, seed: int, worker: tuple[int, int] = (0, 1), batch_size: int = 1,
-                        keys: tuple[str, ...] = ("x", "y")) -> tf.data.Dataset:
-    """The endless stream of `rows`' examples (`rows.Rows`) drawn by position: example p of the
-    whole run's stream is row `index_shuffle(p mod N, (seed, p div N))`, each epoch a new
+def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1),
+                       keys: tuple[str, ...] = ("x", "y"), then=None) -> tf.data.Dataset:
+    """The endless stream of batches of `rows`' examples (`rows.Rows`) drawn by position: example
+    p of the whole run's stream is row `index_shuffle(p mod N, (seed, p div N))`, each epoch a new
     permutation of the N rows. Worker `index` of `count` takes, of each global batch of
     `count * batch_size` positions, the `index`-th run of `batch_size`: the workers' batches of a
-    step together are the batch one process would draw."""
+    step together are the batch one process would draw. Rows held as arrays are gathered a batch
+    at a time (one op per batch, not per example); rows with a `decode` are decoded one by one,
+    in parallel. `then(batch)`, when given, transforms each gathered batch in the same step."""
     index, count = worker
+    then = then or (lambda batch: batch)
     rows_count = tf.constant(rows.count, tf.int64)
     seed = tf.constant(seed, tf.int64)
     tensors = rows.tensors()
     width, share = tf.constant(count * batch_size, tf.int64), tf.constant(batch_size, tf.int64)
 
-    def example(k):
+    def shuffled(k):
+        """Row numbers of stream entries `k` (a vector) of this worker."""
         position = (k // share) * width + index * share + k % share
-        epoch, offset = position // rows_count, position % rows_count
-        row = tf.random.experimental.index_shuffle(offset, tf.stack([seed, epoch]), rows_count - 1)
-        drawn = rows.example(tensors, row)
+        epoch = position // rows_count
+        # The raw op takes one [3] seed per index; `tf.random.experimental.index_shuffle` pads a
+        # [2] seed with this constant in front (its padding of an [n, 2] seed pads the wrong axis).
+        seeds = tf.stack([tf.fill(tf.shape(epoch), tf.constant(498247692, tf.int64)),
+                          tf.fill(tf.shape(epoch), seed), epoch], axis=1)
+        return tf.raw_ops.RandomIndexShuffle(index=position % rows_count, seed=seeds, max_index=rows_count - 1,
+                                             rounds=4)
+
+    def select(drawn):
         return {key: drawn[key] for key in keys if key in drawn}
 
-    return tf.data.Dataset.range(2**62).map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    stream = tf.data.Dataset.range(2**62)
+    if rows.decode is None:
+        return stream.batch(batch_size, drop_remainder=True).map(
+            lambda k: then(select({key: tf.gather(column, shuffled(k)) for key, column in tensors.items()})),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = stream.map(lambda k: select(rows.example(tensors, shuffled(k[None])[0])),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return examples.batch(batch_size, drop_remainder=True).map(then, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                deterministic=True)
 
 
 def evaluation_dataset(dataset: tf.data.Dataset, *, batch_size: int, scale: Scaling,

@@ -2,7 +2,7 @@
 
 Arrays in memory are rows (`x`, `y`, ... one entry per example); so is a folder of image files
 listed as paths and labels, whose `decode` reads an image when its row is drawn. The training
-pipeline draws rows by position (`pipeline.positional_examples`), so a checkpoint stores where
+pipeline draws rows by position (`pipeline.positional_batches`), so a checkpoint stores where
 the stream stands and not the examples, and a folder's pixels are never all in memory at once.
 
 A source returns `rows_dataset(rows)`, a `tf.data.Dataset` of its examples like any other;

@@ -158,7 +158,7 @@ def test_command_exits_with_status_1_when_a_variant_failed(monkeypatch, report):
 
 @pytest.mark.parametrize("argv, message", [
     (["--bench_workloads=dcgan,nope"], "error: --bench_workloads: unknown workload 'nope'; accepted: dcgan, gan"),
-    (["--bench_workloads="], "error: --bench_workloads names no workload; accepted: dcgan, gan, vae, input"),
+    (["--bench_workloads="], "error: --bench_workloads names no workload; accepted: dcgan, gan, gan_purchases, vae, input"),
     (["--bench_output=bench.txt"], "error: --bench_output=bench.txt must be a .json file"),
 ])
 def test_command_rejects_bad_flags_in_one_line(argv, message):

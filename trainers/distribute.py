@@ -145,7 +145,7 @@ def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
 class Shard:
     """This worker's share of the data: `shard(dataset)` keeps every `count`-th example from the
     `index`-th (a stream is split by example); a stream drawn by position is split by batch
-    instead (`datasets.pipeline.positional_examples` reads `index` and `count`)."""
+    instead (`datasets.pipeline.positional_batches` reads `index` and `count`)."""
 
     def __init__(self, index: int, count: int, replicas: int = 1):
         self.index, self.count, self.replicas = index, count, replicas  # replicas: of this worker
