@@ -165,3 +165,23 @@ def test_a_streamed_image_folder_resumes_bit_identically_and_its_checkpoint_hold
     saved = sum(os.path.getsize(os.path.join(os.path.dirname(whole_path), name))
                 for name in os.listdir(os.path.dirname(whole_path)) if name.startswith("ckpt-20"))
     assert saved < 1.2 * state, (saved, state)
+
+
+def test_a_checkpoint_of_another_input_pipeline_resumes_with_the_data_order_started_over(tmp_path, monkeypatch):
+    """A run saved with a shuffle-buffer iterator (as in-memory data was read before it was drawn by
+    position) continues: everything else is restored, with a warning that the data order starts over."""
+    from conftest import run_tool
+    from synthblend.datasets import rows
+    from synthblend.trainers import train
+
+    flags = ["--model=gan", "--dataset=ring", "--width=8", "--depth=1", "--latent_dim=4", "--batch_size=16",
+             "--steps_per_call=2", "--log_every=2", "--sample_every=1000", "--checkpoint_every=2",
+             f"--model_dir={tmp_path / 'run'}"]
+    with monkeypatch.context() as patch:
+        patch.setattr(rows, "rows_of", lambda dataset: None)  # the buffer pipeline
+        assert run_tool(train.main, *flags, "--train_steps=4")[0] == 0
+    code, out, err = run_tool(train.main, *flags, "--train_steps=6")
+    assert code == 0, err
+    assert "ckpt-4 holds no iterator state this input pipeline can read; the data order starts over" in out
+    assert "ckpt-4 at step 4" in out and "step 6/6" in out
+    assert os.path.basename(final_variables(tmp_path / "run")[0]) == "ckpt-6"

@@ -235,8 +235,8 @@ AUGMENT = declare(flags.DEFINE_string,
     "contrast:0.2,brightness:0.2 (names: flip, vflip, rotate, zoom, translate, contrast, brightness; '' for none).",
 )
 IMAGE_SIZE = declare(flags.DEFINE_integer,
-    "image_size", None, "Resize images to this side length (needed for images of mixed sizes); at most 512, "
-    "as the whole dataset is held resized in memory.", lower_bound=1, upper_bound=512,
+    "image_size", None, "Resize images to this side length (needed for images of mixed sizes); at most 512 "
+    "(datasets that fit in memory are held there resized).", lower_bound=1, upper_bound=512,
 )
 MODEL_DIR = declare(text("a directory"),
     "model_dir", None, "A run's directory (config.json, checkpoints, TensorBoard events, pictures): train "

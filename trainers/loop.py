@@ -162,6 +162,7 @@ class Trainer:
             checkpoint, self.ema = checkpoint_of(model, self.config.ema_decay)
         self.step = checkpoint.step
         self.is_chief = distribute.is_chief(self.strategy)
+        self._input = dataset
         self.iterator, self._share = distribute.worker_iterator(self.strategy, dataset)
         # The input iterator is part of the run: a resumed run continues with the next batch
         # (its shuffle buffer included) instead of starting the data over. TensorFlow's
@@ -257,15 +258,29 @@ class Trainer:
         saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
         missing = {part: getattr(checkpoint, part) for part in OPTIONAL_PARTS
                    if hasattr(checkpoint, part) and part not in saved}
+        replaced = False
+        if hasattr(checkpoint, "iterator") and "iterator" not in missing:
+            try:
+                tf.train.Checkpoint(iterator=checkpoint.iterator).read(path).expect_partial()
+            except tf.errors.OpError:
+                # Saved by another input pipeline (e.g. a shuffle buffer then, rows drawn by
+                # position now): everything else is restored and the data order starts over
+                # with a new iterator (the failed read leaves this one unusable). The saved
+                # iterator is matched to an empty stand-in, which takes none of its state.
+                self.iterator, self._share = distribute.worker_iterator(self.strategy, self._input)
+                checkpoint.iterator, replaced = tf.Module(), True
         for part in missing:
             delattr(checkpoint, part)
+        if replaced:
+            missing["iterator"] = self.iterator
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
         finally:
             for part, value in missing.items():
                 setattr(checkpoint, part, value)
         if missing:
-            self.log(f"warning: {path} holds no {' or '.join(missing)} state; the data order starts over")
+            self.log(f"warning: {path} holds no {' or '.join(missing)} state this input pipeline can read; the "
+                     "data order starts over")
 
     def train(self, train_steps: int) -> dict[str, float]:
         """Trains until step `train_steps`; returns the last metrics (empty if nothing ran).
