@@ -179,16 +179,14 @@ def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
         raise DataError(f"dataset 'csv:{path}' cannot be read ({error.strerror or error}); "
                         "expected a readable CSV file") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    lines = []
+    del text
     try:
-        for row in reader:
-            lines.append((reader.line_num, row))
+        first = next(reader, None)
     except csv.Error as error:
-        raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({error}); expected cells "
-                        "separated by commas, quoted with \" where they hold commas or line breaks") from None
-    if not lines or not any(cell.strip() for cell in lines[0][1]):
+        raise csv_error(path, reader, error) from None
+    if not first or not any(cell.strip() for cell in first):
         raise DataError(f"{path}: empty file; expected a header row of column names and rows of values")
-    header = [name.strip() for name in lines[0][1]]
+    header = [name.strip() for name in first]
     separator = next((mark for mark in ("\t", ";", "|") if len(header) == 1 and mark in header[0]), None)
     if separator is not None or any("\t" in name for name in header):
         raise DataError(f"{path}: the header is separated by {separator or chr(9)!r}, not commas; csv:<path> reads "
@@ -201,17 +199,27 @@ def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
                             "printable text")
         if header.index(name) != index:
             raise DataError(f"{path}: column name {name!r} appears twice in the header; names must be unique")
-    rows = []
-    for number, row in lines[1:]:
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
-        if len(row) != len(header):
-            raise DataError(f"{path}: line {number} has {len(row)} cells, the header has {len(header)}; "
-                            "every row needs one cell per column (quote cells that hold commas)")
-        rows.append([cell.strip() for cell in row])
+    # One pass over the rows, each kept once, stripped (the file's text is the only other copy).
+    rows, width = [], len(header)
+    try:
+        for row in reader:
+            if len(row) != width or width == 1:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line
+            if len(row) != width:
+                raise DataError(f"{path}: line {reader.line_num} has {len(row)} cells, the header has {width}; "
+                                "every row needs one cell per column (quote cells that hold commas)")
+            rows.append([cell.strip() for cell in row])
+    except csv.Error as error:
+        raise csv_error(path, reader, error) from None
     if not rows:
         raise DataError(f"{path}: only a header row, no data rows")
     return header, rows
+
+
+def csv_error(path: str, reader, error: csv.Error) -> DataError:
+    return DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({error}); expected cells "
+                     "separated by commas, quoted with \" where they hold commas or line breaks")
 
 
 def text_line(path: str, offset: int) -> int:
