@@ -24,6 +24,8 @@ import tensorflow as tf
 from synthblend.datasets import augment, rows as row_data
 from synthblend.datasets.sources import DataSpec
 
+# The shuffle buffer of streamed sources (`training_dataset`'s default), in examples.
+SHUFFLE_BUFFER = 10000
 # Datasets that are not already in memory are cached there when they fit under this size.
 CACHE_LIMIT_BYTES = 2 * 1024**3
 
@@ -68,7 +70,7 @@ def training_dataset(
     batch_size: int,
     scale: Scaling,
     seed: int,
-    shuffle_buffer: int = 10000,
+    shuffle_buffer: int | None = None,
     keys: tuple[str, ...] = ("x", "y"),
     augmentation=None,
     shard=None,
@@ -101,6 +103,7 @@ def training_dataset(
             dataset = shard(dataset)
         if not spec.in_memory and _fits_in_cache(spec):
             dataset = dataset.cache()
+        shuffle_buffer = shuffle_buffer or SHUFFLE_BUFFER
         buffer = min(shuffle_buffer, spec.num_examples or shuffle_buffer)
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
         dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -134,7 +137,6 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
     then = then or (lambda batch: batch)
     rows_count = tf.constant(rows.count, tf.int64)
     seed = tf.constant(seed, tf.int64)
-    tensors = rows.tensors()
     width, share = tf.constant(count * batch_size, tf.int64), tf.constant(batch_size, tf.int64)
 
     def shuffled(k):
@@ -153,10 +155,11 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
 
     stream = tf.data.Dataset.range(2**62)
     if rows.decode is None:
+        wanted = {key: column for key, column in rows.tensors.items() if key in keys}
         return stream.batch(batch_size, drop_remainder=True).map(
-            lambda k: then(select({key: tf.gather(column, shuffled(k)) for key, column in tensors.items()})),
+            lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()}),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    examples = stream.map(lambda k: select(rows.example(tensors, shuffled(k[None])[0])),
+    examples = stream.map(lambda k: select(rows.example(shuffled(k[None])[0])),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return examples.batch(batch_size, drop_remainder=True).map(then, num_parallel_calls=tf.data.AUTOTUNE,
                                                                 deterministic=True)

@@ -11,7 +11,6 @@ A source returns `rows_dataset(rows)`, a `tf.data.Dataset` of its examples like 
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 from typing import Callable
 
@@ -21,35 +20,58 @@ import tensorflow as tf
 _ROWS: "weakref.WeakKeyDictionary[tf.data.Dataset, Rows]" = weakref.WeakKeyDictionary()
 
 
-@dataclasses.dataclass(frozen=True)
 class Rows:
-    """Columns of equal length (`count` rows) and `decode(row) -> example`, the example of one
-    row's entries (None: the entries are the example)."""
+    """Columns of equal length (`count` rows), held once as tensors, and `decode(row) -> example`,
+    the example of one row's entries (None: the entries are the example)."""
 
-    columns: dict[str, np.ndarray]
-    decode: Callable[[dict], dict] | None = None
+    def __init__(self, columns: dict, decode: Callable[[dict], dict] | None = None):
+        # Made eagerly, once: the dataset of the examples and the pipeline's gathers share these
+        # tensors (a function that gathers from them captures them as inputs, not as constants).
+        self.tensors = {key: as_tensor(column) for key, column in columns.items()}
+        self.decode = decode
 
     @property
     def count(self) -> int:
-        return len(next(iter(self.columns.values())))
+        return int(next(iter(self.tensors.values())).shape[0])
 
-    def tensors(self) -> dict[str, tf.Tensor]:
-        """The columns as tensors, made eagerly: a function that gathers from them captures
-        them as inputs instead of copying them into its graph as constants."""
-        return {key: tf.convert_to_tensor(column) for key, column in self.columns.items()}
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns as arrays (views of the tensors where NumPy can share their memory)."""
+        return {key: tensor.numpy() for key, tensor in self.tensors.items()}
 
-    def example(self, tensors: dict[str, tf.Tensor], row):
-        """The example of row number `row` (a scalar tensor) of `tensors` (see `tensors`), decoded."""
-        entries = {key: tf.gather(column, row) for key, column in tensors.items()}
+    def example(self, row):
+        """The example of row number `row` (a scalar tensor), decoded."""
+        entries = {key: tf.gather(column, row) for key, column in self.tensors.items()}
         return entries if self.decode is None else self.decode(entries)
+
+
+# TensorFlow's kernels take CPU tensors aligned to this many bytes (Eigen's largest alignment).
+ALIGNMENT = 64
+
+
+def as_tensor(column) -> tf.Tensor:
+    """`column` as a tensor. A NumPy array of numbers is handed over through DLPack, sharing its
+    memory (copied first into an aligned buffer if it is not aligned as TensorFlow's kernels
+    require): `tf.convert_to_tensor` copies it and takes twice its size while it does. Anything
+    else (strings, tensors) is converted."""
+    if not (isinstance(column, np.ndarray) and column.dtype.kind in "biuf" and column.size):
+        return tf.convert_to_tensor(column)
+    if column.ctypes.data % ALIGNMENT or not column.flags.c_contiguous or not column.flags.writeable:
+        buffer = np.empty(column.nbytes + ALIGNMENT, np.uint8)
+        start = -buffer.ctypes.data % ALIGNMENT
+        aligned = buffer[start:start + column.nbytes].view(column.dtype).reshape(column.shape)
+        aligned[...] = column
+        column = aligned
+    return tf.experimental.dlpack.from_dlpack(column.__dlpack__())
 
 
 def rows_dataset(columns: dict[str, np.ndarray], decode: Callable[[dict], dict] | None = None) -> tf.data.Dataset:
     """The dataset of the examples of `columns` in row order, known to the pipeline as rows."""
-    rows = Rows(dict(columns), decode)
-    dataset = tf.data.Dataset.from_tensor_slices(rows.columns)
-    if decode is not None:
-        dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    rows = Rows(columns, decode)
+    # Gathered from the tensors rather than sliced: an iterator over `from_tensor_slices` would
+    # copy the whole data once more.
+    dataset = tf.data.Dataset.range(rows.count).map(rows.example, num_parallel_calls=tf.data.AUTOTUNE,
+                                                    deterministic=True)
     _ROWS[dataset] = rows
     return dataset
 

@@ -310,8 +310,9 @@ def hold_out(data: tf.data.Dataset, spec: DataSpec, share: float, seed: int = HO
     order = np.random.default_rng(seed).permutation(count)
 
     def part(index):
-        index = np.sort(index)
-        return rows.rows_dataset({key: column[index] for key, column in found.columns.items()}, found.decode)
+        index = tf.constant(np.sort(index))
+        return rows.rows_dataset({key: tf.gather(column, index) for key, column in found.tensors.items()},
+                                 found.decode)
 
     return (part(order[held:]), dataclasses.replace(spec, num_examples=count - held),
             part(order[:held]), dataclasses.replace(spec, num_examples=held))
@@ -336,6 +337,14 @@ def _resize(x: np.ndarray, size: int, value_range: tuple[float, float]) -> np.nd
     if np.issubdtype(x.dtype, np.integer):
         resized = np.round(resized)
     return resized.astype(x.dtype)
+
+
+def _resized(image, size: int | None):
+    """A decoded uint8 image tensor resized to size x size (as `_resize` resizes arrays), or as it is."""
+    if size is None:
+        return image
+    resized = tf.image.resize(image, (size, size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
 # --- npz -------------------------------------------------------------------------------------
@@ -416,10 +425,7 @@ def load_tfrecord(pattern: str, split: str, image_size: int | None):
         x = parsed["x"]
         if len(shape) == 3:
             x = tf.io.decode_image(x, channels=shape[-1], expand_animations=False)
-            if image_size is not None:
-                x = tf.image.resize(x, (image_size, image_size), antialias=True)
-                x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-            x = tf.ensure_shape(x, shape)
+            x = tf.ensure_shape(_resized(x, image_size), shape)
         return {"x": x, **({"y": parsed["y"]} if labelled else {})}
 
     dataset = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -523,6 +529,14 @@ def _stream_images(name, directory, files, labels, class_names, split, image_siz
 
     if any(not path.lower().endswith((".png", ".jpg", ".jpeg")) for path in files):
         return None  # BMP and GIF decoders take fewer channel conversions: read in memory
+    try:
+        with Image.open(files[0]) as image:
+            first = image.size
+    except (OSError, ValueError):
+        raise DataError(f"{files[0]}: not a readable image (corrupt or not PNG/JPEG/BMP/GIF)") from None
+    side = (image_size, image_size) if image_size is not None else first
+    if len(files) * side[0] * side[1] * 3 <= IMAGES_IN_MEMORY_BYTES:
+        return None  # fits in memory even with three channels: no header of the others is read
     sizes, channels = {}, 1
     for path in files:
         try:
@@ -549,10 +563,7 @@ def _stream_images(name, directory, files, labels, class_names, split, image_siz
 
     def decode(entries):
         image = tf.io.decode_image(tf.io.read_file(entries["path"]), channels=channels, expand_animations=False)
-        if image_size is not None:
-            image = tf.image.resize(image, (image_size, image_size), antialias=True)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        image = tf.ensure_shape(image, (height, width, channels))
+        image = tf.ensure_shape(_resized(image, image_size), (height, width, channels))
         return {"x": image, **({"y": entries["y"]} if "y" in entries else {})}
 
     spec = DataSpec(
@@ -802,13 +813,6 @@ def from_table(name: str, arrays: dict[str, np.ndarray], encoder: dict, splits: 
     return rows.rows_dataset(arrays), spec
 
 
-def table_split(name: str, split: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A one-split table's rows for `--split`: every row (`train`), or a slice like train[:80%]."""
-    if "[" in split:
-        return split_examples(name, split, arrays)
-    return arrays
-
-
 @SCHEMES.register("csv")
 def load_csv(path: str, split: str, image_size: int | None, table=None):
     """`csv:<path>`: a table with a header row; the file is one split, which `--split` may slice
@@ -817,7 +821,7 @@ def load_csv(path: str, split: str, image_size: int | None, table=None):
     name = f"csv:{path}"
     check_one_split(name, split)
     arrays, encoder = tabular.load_csv(path, table)
-    return from_table(name, table_split(name, split, arrays), encoder)
+    return from_table(name, split_examples(name, split, arrays), encoder)
 
 
 PURCHASES_SIZES = {"train": 20000, "test": 5000}

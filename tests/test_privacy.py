@@ -402,7 +402,7 @@ def test_a_dataframe_trains_privately_with_its_domains_declared_beside_its_dtype
         synth.fit(frame, label="paid", model_dir=tmp_path / "bare", **quiet)
     declared = {"columns": {"plan": {"kind": "categorical", "categories": ["basic", "pro", "team"]},
                             "age": {"kind": "integer", "bounds": [18, 99]}}}
-    synth.fit(frame, label="paid", schema=declared, model_dir=tmp_path / "run", **quiet)
+    synth.fit(frame, schema={**declared, "label": "paid"}, model_dir=tmp_path / "run", **quiet)
     table = record_of(tmp_path / "run")["data_spec"]["table"]
     assert table["columns"][0]["categories"] == ["basic", "pro", "team"]
     assert table["label"]["tokens"] == ["False", "True"]

@@ -346,7 +346,7 @@ def evaluate_table(source, spec: DataSpec, num: int, seed: int, report_dir: str,
     for name in [name for name, kind in kinds.items() if kind == "datetime"]:
         kinds[name] = "continuous"
         for table in (synthetic, real_train, real_test):
-            table[name] = table[name].astype("datetime64[us]").astype(np.int64) / 1e6
+            table[name] = tabular.epoch_seconds(table[name])
     os.makedirs(report_dir, exist_ok=True)
     try:
         measured = measures.tables.table_report(real_train, real_test, synthetic, kinds, label, report_dir, seed=seed)
@@ -628,10 +628,12 @@ def read_test_data(name: str, split: str | None, image_size, like: DataSpec, lim
     """`(arrays, spec, split)`: up to `limit` examples of the source `name`, read as data `like`
     is (a table with its encoder); `split` None reads `test` where the source has one, else
     `train` (a file is one split)."""
+    data, spec = sources.load(name, split or "train", image_size, table=like.table)
     if split is None:
-        _, probe = sources.load(name, "train", image_size, table=like.table)
-        split = "test" if "test" in probe.splits else "train"
-    data, spec = sources.load(name, split, image_size, table=like.table)
+        split = "train"
+        if "test" in spec.splits:
+            split = "test"
+            data, spec = sources.load(name, split, image_size, table=like.table)
     if tuple(spec.shape) != tuple(like.shape):
         raise UsageError(f"--test_data={name} holds examples of shape {spec.shape}; expected {like.shape}, as the "
                          "model makes")

@@ -144,6 +144,8 @@ class Synthesizer:
             if labels is not None:
                 raise UsageError("a DataFrame brings its labels as a column; name it with label=")
             declared = schema_of(schema)
+            if label is None and declared:  # a schema's label, as --schema's (label= overrides it)
+                label = declared.get("label")
             path, schema_path, dtypes = frames.write(data, folder, label,
                                                      check=lambda digest: check_same_data(folder, frames.DATA_FILE,
                                                                                           digest), schema=declared)

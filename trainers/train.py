@@ -42,7 +42,7 @@ class Settings(TrainerConfig):
 
     train_steps: int = 10000
     batch_size: int = 64
-    shuffle_buffer: int | None = None  # streamed sources only (tfds:); None: 10,000
+    shuffle_buffer: int | None = None  # streamed sources only (tfds:); None: pipeline.SHUFFLE_BUFFER
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
@@ -93,11 +93,12 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
     distribute.per_replica_batch(strategy, settings.batch_size)
     model_class = zoo.get(model_name)
     check_options(model_name, model_options)
+    saved = read_record(model_dir)
     if settings.private:
-        table = private_table(table, settings, model_dir)
+        table = private_table(table, settings, saved)
     data, spec = sources.load(dataset, split, image_size, table=table)
     check_data_options(spec, dataset, image_size, table)
-    data, spec, held_out = set_aside(data, spec, dataset, model_dir, holdout)
+    data, spec, held_out = set_aside(data, spec, dataset, saved, holdout)
     if settings.shuffle_buffer is not None and row_data.rows_of(data) is not None:
         raise UsageError(f"--shuffle_buffer={settings.shuffle_buffer} changes nothing: {dataset!r} is drawn as a new "
                          "permutation of all its examples every epoch; the buffer applies to streamed sources (tfds:)")
@@ -136,10 +137,11 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
     # One writer per model directory: a second training into it is refused while this one runs
     # (on a cluster the chief holds the lock for every worker).
     with lifecycle.hold(model_dir, f"--model_dir={model_dir}", "training", enabled=distribute.is_chief(strategy)):
-        account = plan_privacy(model_dir, model, settings, data, spec) if settings.private else None
+        saved = read_record(model_dir)  # again, now that no other run writes it
+        account = plan_privacy(model_dir, saved, model, settings, data, spec) if settings.private else None
         if account is not None:
             record["privacy"] = account.record(0)
-        check_same_run(model_dir, record)
+        check_same_run(model_dir, record, saved)
         # Counted from the data, the class shares are outside a private run's guarantee: not kept.
         if spec.num_classes >= 2 and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)) and account is None:
             record["class_counts"] = class_counts(data, spec.num_classes)
@@ -148,7 +150,7 @@ def train(model_name: str, dataset: str, model_dir: str, *, model_options: dict 
         batches = distribute.input_fn(
             lambda shard, batch_size: pipeline.training_dataset(
                 data, spec, batch_size=batch_size, scale=scale, seed=settings.seed,
-                shuffle_buffer=settings.shuffle_buffer or 10000, augmentation=augmentation, shard=shard,
+                shuffle_buffer=settings.shuffle_buffer, augmentation=augmentation, shard=shard,
             ),
             settings.batch_size,
         )
@@ -232,7 +234,7 @@ def check_flags() -> None:
                          "need another split, e.g. --eval_split=test")
 
 
-def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> privacy.Privacy:
+def plan_privacy(model_dir: str, saved: dict, model, settings: Settings, data, spec) -> privacy.Privacy:
     """The run's privacy account, and DP-SGD switched on in `model` (UsageError for a model or
     precision it cannot take). A resumed run continues the account in config.json: the same noise,
     clip norm, delta and data size."""
@@ -246,8 +248,8 @@ def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> priva
         raise UsageError(f"differentially private training takes images (scaled by their fixed value range); "
                          f"{spec.name} holds vectors, standardised by a mean and standard deviation read from the "
                          "data themselves, outside the guarantee")
-    saved = read_record(model_dir).get("privacy")
-    num_examples = count_examples(data, spec)
+    saved = saved.get("privacy")
+    num_examples = count_examples(data)
     if saved is not None:
         given = {"l2_norm_clip": settings.l2_norm_clip, "target_epsilon": settings.target_epsilon,
                  "accountant": settings.accountant, "release_noise": release}
@@ -277,7 +279,7 @@ def plan_privacy(model_dir: str, model, settings: Settings, data, spec) -> priva
     return account
 
 
-def set_aside(data, spec, dataset: str, model_dir: str, holdout: float | None):
+def set_aside(data, spec, dataset: str, saved: dict, holdout: float | None):
     """The training part of `data` and its spec, and what config.json records of the held-out part
     (None when nothing is held out): `holdout` of the examples (by default `sources.DEFAULT_HOLDOUT`
     for a source without a test split), chosen as `sources.hold_out` chooses them. A run recorded
@@ -285,7 +287,6 @@ def set_aside(data, spec, dataset: str, model_dir: str, holdout: float | None):
     if holdout is not None and holdout > 0 and spec.splits:
         raise UsageError(f"--holdout={holdout:g}: {dataset!r} has a test split, which the measures use; drop "
                          "--holdout (or train on a slice, e.g. --split=train[:90%])")
-    saved = read_record(model_dir)
     if holdout is None:
         # A source without a test split gets one, when held as rows; a run recorded without one keeps none.
         found = spec.splits or (saved and "holdout" not in saved) or row_data.rows_of(data) is None
@@ -297,15 +298,15 @@ def set_aside(data, spec, dataset: str, model_dir: str, holdout: float | None):
                         "of": held.num_examples + kept.num_examples}
 
 
-def private_table(table: tabular.Options | None, settings: Settings, model_dir: str) -> tabular.Options:
+def private_table(table: tabular.Options | None, settings: Settings, saved: dict) -> tabular.Options:
     """The table options of a private run: a table's encoder is then fitted from the schema's
     declared domains and noisy histograms (`tabular.Private`), spending part of the budget; a
     resumed run draws the same histograms as the run it continues."""
-    saved = (read_record(model_dir).get("privacy") or {}).get("release_noise")
+    release = (saved.get("privacy") or {}).get("release_noise")
 
     def noise(num_rows: int) -> float:
-        if saved is not None:
-            return saved
+        if release is not None:
+            return release
         return privacy.table_release_noise(
             num_rows, batch_size=settings.batch_size, steps=settings.train_steps,
             target_epsilon=settings.target_epsilon, noise_multiplier=settings.noise_multiplier, delta=settings.delta,
@@ -314,7 +315,7 @@ def private_table(table: tabular.Options | None, settings: Settings, model_dir: 
     return dataclasses.replace(table or tabular.Options(), private=tabular.Private(noise, settings.seed))
 
 
-def count_examples(data, spec) -> int:
+def count_examples(data) -> int:
     """The number of training examples: the DP account depends on it, so it is counted, not estimated."""
     known = int(data.cardinality())
     if known >= 0:
@@ -426,9 +427,9 @@ def evaluate_heldout(trainer, spec, scale, dataset: str, train_split: str, image
     return result
 
 
-def check_same_run(model_dir: str, record: dict) -> None:
-    """Raises UsageError when `model_dir` holds another run than the one `record` describes."""
-    saved = read_record(model_dir)
+def check_same_run(model_dir: str, record: dict, saved: dict) -> None:
+    """Raises UsageError when `model_dir`, whose config.json holds `saved`, holds another run than
+    the one `record` describes."""
     if not saved:
         if os.path.isdir(os.path.join(model_dir, CHECKPOINT_FOLDER)):
             raise UsageError(
