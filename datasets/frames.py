@@ -142,10 +142,10 @@ def encode(frame, encoder: dict, name: str = "DataFrame") -> dict[str, np.ndarra
         if spec["name"] not in header:
             raise DataError(f"{name} has no column {spec['name']!r}, which the model was trained on")
         kinds[spec["name"]] = spec["kind"]
-    table = {column: frame[column].to_numpy() for column in frame.columns}
-    rows = [list(row) for row in zip(*(_cells(table[column]) for column in table))]
+    table = {str(column): frame[column].to_numpy() for column in frame.columns}
+    cells = {column: _cells(table[column]) for column in header}
     label = encoder["label"]["name"] if encoder["label"] else None
-    arrays, _ = tabular.table_arrays(name, header, rows, kinds, label, encoder["missing"], encoder)
+    arrays, _ = tabular.table_arrays(name, header, cells, kinds, label, encoder["missing"], encoder)
     return arrays
 
 

@@ -131,8 +131,8 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
     permutation of the N rows. Worker `index` of `count` takes, of each global batch of
     `count * batch_size` positions, the `index`-th run of `batch_size`: the workers' batches of a
     step together are the batch one process would draw. Rows held as arrays are gathered a batch
-    at a time (one op per batch, not per example); rows with a `decode` are decoded one by one,
-    in parallel. `then(batch)`, when given, transforms each gathered batch in the same step."""
+    at a time (one op per batch, not per example), and decoded so when their `decode` is
+    vectorised; rows with another `decode` are decoded one by one, in parallel. `then(batch)`, when given, transforms each gathered batch in the same step."""
     index, count = worker
     then = then or (lambda batch: batch)
     rows_count = tf.constant(rows.count, tf.int64)
@@ -159,6 +159,9 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
         return stream.batch(batch_size, drop_remainder=True).map(
             lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()}),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if rows.vectorised:
+        return stream.batch(batch_size, drop_remainder=True).map(
+            lambda k: then(select(rows.example(shuffled(k)))), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     examples = stream.map(lambda k: select(rows.example(shuffled(k[None])[0])),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return examples.batch(batch_size, drop_remainder=True).map(then, num_parallel_calls=tf.data.AUTOTUNE,

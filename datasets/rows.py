@@ -22,13 +22,16 @@ _ROWS: "weakref.WeakKeyDictionary[tf.data.Dataset, Rows]" = weakref.WeakKeyDicti
 
 class Rows:
     """Columns of equal length (`count` rows), held once as tensors, and `decode(row) -> example`,
-    the example of one row's entries (None: the entries are the example)."""
+    the example of one row's entries (None: the entries are the example). A `vectorised` decode
+    takes a batch of rows' entries as well as one row's (TensorFlow ops over the leading axes),
+    and is applied to each gathered batch."""
 
-    def __init__(self, columns: dict, decode: Callable[[dict], dict] | None = None):
+    def __init__(self, columns: dict, decode: Callable[[dict], dict] | None = None, vectorised: bool = False):
         # Made eagerly, once: the dataset of the examples and the pipeline's gathers share these
         # tensors (a function that gathers from them captures them as inputs, not as constants).
         self.tensors = {key: as_tensor(column) for key, column in columns.items()}
         self.decode = decode
+        self.vectorised = vectorised
 
     @property
     def count(self) -> int:
@@ -40,9 +43,16 @@ class Rows:
         return {key: tensor.numpy() for key, tensor in self.tensors.items()}
 
     def example(self, row):
-        """The example of row number `row` (a scalar tensor), decoded."""
+        """The example of row number `row` (a scalar tensor; a vector of them for a batch, when
+        the decode is vectorised or there is none), decoded."""
         entries = {key: tf.gather(column, row) for key, column in self.tensors.items()}
         return entries if self.decode is None else self.decode(entries)
+
+    def subset(self, index: np.ndarray) -> tf.data.Dataset:
+        """The dataset of the rows numbered `index`, in that order, known to the pipeline as rows."""
+        index = tf.constant(index)
+        return rows_dataset({key: tf.gather(column, index) for key, column in self.tensors.items()}, self.decode,
+                            self.vectorised)
 
 
 # TensorFlow's kernels take CPU tensors aligned to this many bytes (Eigen's largest alignment).
@@ -65,9 +75,11 @@ def as_tensor(column) -> tf.Tensor:
     return tf.experimental.dlpack.from_dlpack(column.__dlpack__())
 
 
-def rows_dataset(columns: dict[str, np.ndarray], decode: Callable[[dict], dict] | None = None) -> tf.data.Dataset:
-    """The dataset of the examples of `columns` in row order, known to the pipeline as rows."""
-    rows = Rows(columns, decode)
+def rows_dataset(columns: dict[str, np.ndarray], decode: Callable[[dict], dict] | None = None,
+                 vectorised: bool = False) -> tf.data.Dataset:
+    """The dataset of the examples of `columns` in row order, known to the pipeline as rows
+    (`decode` and `vectorised` as `Rows` takes them)."""
+    rows = Rows(columns, decode, vectorised)
     # Gathered from the tensors rather than sliced: an iterator over `from_tensor_slices` would
     # copy the whole data once more.
     dataset = tf.data.Dataset.range(rows.count).map(rows.example, num_parallel_calls=tf.data.AUTOTUNE,

@@ -310,9 +310,7 @@ def hold_out(data: tf.data.Dataset, spec: DataSpec, share: float, seed: int = HO
     order = np.random.default_rng(seed).permutation(count)
 
     def part(index):
-        index = tf.constant(np.sort(index))
-        return rows.rows_dataset({key: tf.gather(column, index) for key, column in found.tensors.items()},
-                                 found.decode)
+        return found.subset(np.sort(index))
 
     return (part(order[held:]), dataclasses.replace(spec, num_examples=count - held),
             part(order[:held]), dataclasses.replace(spec, num_examples=held))
@@ -793,8 +791,10 @@ EMBEDDED.add("grid", _toy(embedded.grid))
 
 
 def from_table(name: str, arrays: dict[str, np.ndarray], encoder: dict, splits: tuple[str, ...] = ()):
-    """Dataset and spec of an encoded table: `x` is already standardised (loc 0, scale 1)."""
-    width = arrays["x"].shape[1]
+    """Dataset and spec of an encoded table: `x` is already standardised (loc 0, scale 1). Rows
+    given compactly (`numbers` and `codes`, see `tabular.encode_compact`) are held so and expanded
+    to `x` as they are drawn, a batch at a time in training."""
+    width = sum(size for _, size in tabular.table_blocks(encoder))
     label = encoder["label"]
     class_names = tuple(str(c) for c in (label.get("tokens") or label["classes"])) if label else ()
     spec = DataSpec(
@@ -805,12 +805,20 @@ def from_table(name: str, arrays: dict[str, np.ndarray], encoder: dict, splits: 
         scale=(1.0,) * width,
         num_classes=len(class_names),
         class_names=class_names,
-        num_examples=len(arrays["x"]),
+        num_examples=len(next(iter(arrays.values()))),
         in_memory=True,
         splits=splits,
         table=encoder,
     )
-    return rows.rows_dataset(arrays), spec
+    if "x" in arrays:
+        return rows.rows_dataset(arrays), spec
+    blocks = tabular.table_blocks(encoder)
+
+    def expand(entries):
+        example = {"x": tabular.expand_tensors(entries["numbers"], entries["codes"], blocks)}
+        return {**example, "y": entries["y"]} if "y" in entries else example
+
+    return rows.rows_dataset(arrays, expand, vectorised=True), spec
 
 
 @SCHEMES.register("csv")
@@ -820,7 +828,7 @@ def load_csv(path: str, split: str, image_size: int | None, table=None):
     is encoded alike."""
     name = f"csv:{path}"
     check_one_split(name, split)
-    arrays, encoder = tabular.load_csv(path, table)
+    arrays, encoder = tabular.load_csv(path, table, compact=True)
     return from_table(name, split_examples(name, split, arrays), encoder)
 
 

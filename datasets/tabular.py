@@ -97,6 +97,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import math
 import os
@@ -104,6 +105,9 @@ import re
 from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv as arrow_csv
 from scipy import special
 
 from synthblend.zoo.registry import DataError, UsageError
@@ -115,6 +119,8 @@ MISSING_POLICIES = ("impute", "drop")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 BOOLEAN_PAIRS = (("false", "true"), ("no", "yes"), ("f", "t"), ("n", "y"), ("0", "1"))
 NUM_QUANTILES = 1000
+# Columns longer than this take their quantile knots from a sample of this many values.
+QUANTILE_SAMPLE = 200_000
 MAX_CATEGORIES = 500
 MAX_LABEL_CLASSES = 50
 MAX_DECIMALS = 8
@@ -186,19 +192,7 @@ def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
         raise csv_error(path, reader, error) from None
     if not first or not any(cell.strip() for cell in first):
         raise DataError(f"{path}: empty file; expected a header row of column names and rows of values")
-    header = [name.strip() for name in first]
-    separator = next((mark for mark in ("\t", ";", "|") if len(header) == 1 and mark in header[0]), None)
-    if separator is not None or any("\t" in name for name in header):
-        raise DataError(f"{path}: the header is separated by {separator or chr(9)!r}, not commas; csv:<path> reads "
-                        "comma-separated values (save the file as CSV)")
-    for index, name in enumerate(header):
-        if not name:
-            raise DataError(f"{path}: column {index + 1} of the header has no name; every column needs one")
-        if any(ord(character) < 32 or 127 <= ord(character) < 160 for character in name):
-            raise DataError(f"{path}: column name {name!r} holds control characters; name columns with "
-                            "printable text")
-        if header.index(name) != index:
-            raise DataError(f"{path}: column name {name!r} appears twice in the header; names must be unique")
+    header = check_header(path, first)
     # One pass over the rows, each kept once, stripped (the file's text is the only other copy).
     rows, width = [], len(header)
     try:
@@ -215,6 +209,141 @@ def read_csv(path: str) -> tuple[list[str], list[list[str]]]:
     if not rows:
         raise DataError(f"{path}: only a header row, no data rows")
     return header, rows
+
+
+def check_header(path: str, first: list[str]) -> list[str]:
+    """The column names of a header row (`first`, its cells), stripped; DataError for a header
+    that is not comma-separated, a column without a name, or a name twice."""
+    header = [name.strip() for name in first]
+    separator = next((mark for mark in ("\t", ";", "|") if len(header) == 1 and mark in header[0]), None)
+    if separator is not None or any("\t" in name for name in header):
+        raise DataError(f"{path}: the header is separated by {separator or chr(9)!r}, not commas; csv:<path> reads "
+                        "comma-separated values (save the file as CSV)")
+    for index, name in enumerate(header):
+        if not name:
+            raise DataError(f"{path}: column {index + 1} of the header has no name; every column needs one")
+        if any(ord(character) < 32 or 127 <= ord(character) < 160 for character in name):
+            raise DataError(f"{path}: column name {name!r} holds control characters; name columns with "
+                            "printable text")
+        if header.index(name) != index:
+            raise DataError(f"{path}: column name {name!r} appears twice in the header; names must be unique")
+    return header
+
+
+# Each cell of a numeric column, as text: an integer within int64 when its digits are few enough
+# (19 digits may overflow, which the cast finds), a finite ASCII number (the cast finds overflow).
+INTEGER_TEXT = r"^[+-]?[0-9]{1,19}$"
+NUMBER_TEXT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
+    """Header and columns of a CSV file, each column its cells as text (stripped), read by
+    pyarrow's multithreaded columnar reader: the file's text is held once, in Arrow buffers, and
+    everything after works on whole columns. A file that reader refuses (a row of another width,
+    text that is not UTF-8) or may misread is read by `read_csv`, whose errors name the line."""
+    if not os.path.isfile(path):
+        raise UsageError(f"dataset 'csv:{path}': no such file {path!r}; expected an existing CSV file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            first = next(csv.reader(file), None)
+    except (UnicodeDecodeError, csv.Error, OSError):
+        first = None  # read_csv says what is wrong
+    if not first or not any(cell.strip() for cell in first):
+        return text_columns(*read_csv(path))
+    header = check_header(path, first)
+    try:
+        table = arrow_csv.read_csv(
+            path, parse_options=arrow_csv.ParseOptions(newlines_in_values=holds_quote(path)),
+            convert_options=arrow_csv.ConvertOptions(column_types={name: pa.string() for name in first},
+                                                     strings_can_be_null=False, null_values=[]))
+    except (pa.ArrowInvalid, OSError, ValueError):
+        return text_columns(*read_csv(path))
+    longest = max((pc.max(pc.binary_length(column)).as_py() or 0 for column in table.columns), default=0)
+    if [name.strip() for name in table.column_names] != header or longest > csv.field_size_limit():
+        return text_columns(*read_csv(path))  # read_csv refuses cells as long as that (an unclosed quote)
+    columns = {name: pc.utf8_trim_whitespace(table.column(index)) for index, name in enumerate(header)}
+    del table
+    if len(header) == 1:  # a blank line in a file of one column is no row
+        columns[header[0]] = pc.filter(columns[header[0]], pc.not_equal(columns[header[0]], ""))
+    if not len(columns[header[0]]):
+        raise DataError(f"{path}: only a header row, no data rows")
+    return header, columns
+
+
+def holds_quote(path: str, chunk: int = 1 << 24) -> bool:
+    """Whether the file holds a double quote: where it holds none, no cell spans lines, and the
+    columnar reader may split the file anywhere between lines."""
+    with open(path, "rb") as file:
+        while block := file.read(chunk):
+            if b'"' in block:
+                return True
+    return False
+
+
+def text_columns(header: list[str], rows: list[list[str]]) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
+    """Rows of text cells as the columns `read_columns` gives."""
+    return header, {name: text_array([row[index] for row in rows]) for index, name in enumerate(header)}
+
+
+def text_array(cells) -> pa.ChunkedArray:
+    """Text cells (a list, or an Arrow array) as one column of text."""
+    if isinstance(cells, pa.ChunkedArray):
+        return cells
+    return pa.chunked_array([cells if isinstance(cells, pa.Array) else pa.array(list(cells), pa.string())],
+                            pa.string())
+
+
+def missing_mask(cells) -> np.ndarray:
+    """Which cells are missing: empty or one of `MISSING_TOKENS`, in any case."""
+    return as_numpy(pc.is_in(text_array(cells), value_set=MISSING_CASES))
+
+
+# Each missing token in every mix of cases, so that cells are looked up as they are written.
+MISSING_CASES = pa.array(sorted({"".join(letters) for token in MISSING_TOKENS
+                                 for letters in itertools.product(*({c.lower(), c.upper()} for c in token))}))
+
+
+def as_numpy(values) -> np.ndarray:
+    return values.to_numpy() if isinstance(values, pa.ChunkedArray) else np.asarray(values)
+
+
+def every(condition) -> bool:
+    """Whether a boolean Arrow column is true in every cell (an empty one is)."""
+    return bool(pc.all(condition, min_count=0).as_py() is not False)
+
+
+def present_cells(cells, mask: np.ndarray) -> pa.ChunkedArray:
+    return pc.filter(text_array(cells), pa.array(~np.asarray(mask, bool)))
+
+
+def integer_values(tokens) -> np.ndarray | None:
+    """int64 values of text cells when each is an integer of ASCII digits within int64, else None.
+    Arrow's cast reads these, and also hexadecimal (`0x1f`), which is refused here, but not a
+    leading `+`, for which the cells are matched against `INTEGER_TEXT` and cast without it."""
+    tokens = text_array(tokens)
+    try:
+        values = as_numpy(pc.cast(tokens, pa.int64()))
+    except pa.ArrowInvalid:
+        if not pc.any(pc.starts_with(tokens, "+")).as_py() or not every(pc.match_substring_regex(tokens, INTEGER_TEXT)):
+            return None
+        try:
+            return as_numpy(pc.cast(pc.replace_substring_regex(tokens, r"^\+", ""), pa.int64()))
+        except pa.ArrowInvalid:
+            return None
+    hexadecimal = any(pc.max(pc.find_substring(tokens, mark)).as_py() not in (None, -1) for mark in "xX")
+    return None if hexadecimal else values
+
+
+def number_values(tokens) -> np.ndarray | None:
+    """float64 values of text cells when each is a finite number written in ASCII, else None.
+    Arrow's cast reads exactly the numbers `NUMBER_TEXT` describes, and infinities and NaN, which
+    the finite check refuses (`tests/test_tabular.py` checks the two agree)."""
+    tokens = text_array(tokens)
+    try:
+        values = as_numpy(pc.cast(tokens, pa.float64()))
+    except pa.ArrowInvalid:
+        return None
+    return values if np.isfinite(values).all() else None
 
 
 def csv_error(path: str, reader, error: csv.Error) -> DataError:
@@ -366,15 +495,23 @@ def is_missing(token: str) -> bool:
     return token.lower() in MISSING_TOKENS
 
 
-def infer_kind(tokens: list[str]) -> str:
-    """The kind of a column from its non-missing cells."""
-    values = {token.lower() for token in tokens}
-    if len(values) == 2 and boolean_pair(values):
-        return "boolean"
-    if all(is_integer(token) for token in tokens):
-        return "integer"
-    if all(is_number(token) for token in tokens):
-        return "continuous"
+def infer_kind(tokens, parsed: dict | None = None) -> str:
+    """The kind of a column from its non-missing cells (a list or an Arrow column of text); the
+    values of a numeric column are put in `parsed` under its kind, when given."""
+    tokens = text_array(tokens)
+    words = set(sum(BOOLEAN_PAIRS, ()))
+    if len(tokens) and tokens[0].as_py().lower() in words:
+        lower = pc.utf8_lower(tokens)
+        if every(pc.is_in(lower, value_set=pa.array(sorted(words)))):
+            values = set(pc.unique(lower).to_pylist())
+            if len(values) == 2 and boolean_pair(values):
+                return "boolean"
+    for kind, read in (("integer", integer_values), ("continuous", number_values)):
+        values = read(tokens)
+        if values is not None:
+            if parsed is not None:
+                parsed[kind] = values
+            return kind
     if is_datetime_column(tokens):
         return "datetime"
     return "categorical"
@@ -467,10 +604,11 @@ def datetime_seconds(token: str) -> float | None:
     return stamp.astype(np.int64) / 1e6 - offset_seconds(form["offset"])
 
 
-def is_datetime_column(tokens: list[str]) -> bool:
+def is_datetime_column(tokens) -> bool:
     """Whether every token is a date or date-time in one format (a cheap look at the first token
     first, so columns of other text cost nothing)."""
-    first = tokens[0]
+    tokens = text_array(tokens)
+    first = tokens[0].as_py()
     if len(first) < 10 or first[4] != "-" or first[7] != "-":
         return False
     try:
@@ -486,7 +624,7 @@ def parse_datetimes(source: str, name: str, cells: list[str], mask: np.ndarray, 
     cell's with the most fractional digits any cell shows. Every cell must be written in that
     format; errors name the line of one that is not."""
     present = np.flatnonzero(~np.asarray(mask, bool))
-    tokens = [cells[index] for index in present]
+    tokens = present_cells(cells, mask).to_pylist()
     values = np.zeros(len(cells))
     if not tokens:
         return values, fixed
@@ -564,8 +702,11 @@ def datetime_text(values: np.ndarray, spec: dict) -> list[str]:
     return [cell[:10] + separator + cell[11:] + offset for cell in text]
 
 
-def resolve(path: str, header: list[str], rows: list[list[str]], options: Options) -> tuple[dict, str | None, str]:
-    """Kinds of the columns, the label column and the missing policy from file and options."""
+def resolve(path: str, header: list[str], cells: dict, masks: dict, options: Options,
+            parsed: dict | None = None) -> tuple[dict, str | None, str]:
+    """Kinds of the columns, the label column and the missing policy from the file's text
+    columns (`cells`, their missing `masks`) and the options. The values of inferred numeric
+    columns without missing cells go in `parsed` (name -> values), when given, to be parsed once."""
     schema = read_schema(options.schema) if options.schema else {}
     overrides = {name: declared["kind"] for name, declared in declarations(schema).items()}
     for name in overrides:
@@ -582,15 +723,20 @@ def resolve(path: str, header: list[str], rows: list[list[str]], options: Option
     if options.private is not None:
         check_declared(path, header, declarations(schema), label)
     kinds = {}
-    for index, name in enumerate(header):
+    for name in header:
         if overrides.get(name) == "ignore":
             kinds[name] = "ignore"
             continue
-        present = [row[index] for row in rows if not is_missing(row[index])]
-        if not present:
+        if masks[name].all():
             raise DataError(f"{path}: column {name!r} has no values (every cell is missing); "
                             "remove it or mark it \"ignore\" in --schema")
-        kinds[name] = overrides.get(name) or infer_kind(present)
+        if overrides.get(name):
+            kinds[name] = overrides[name]
+            continue
+        found = {}
+        kinds[name] = infer_kind(present_cells(cells[name], masks[name]) if masks[name].any() else cells[name], found)
+        if parsed is not None and kinds[name] in found and not masks[name].any():
+            parsed[name] = found[kinds[name]]
     if label is not None:
         if kinds[label] == "ignore" or kinds[label] not in ("categorical", "boolean", "integer"):
             raise UsageError(f"label column {label!r} is {kinds[label]}; a label must be categorical, boolean "
@@ -626,53 +772,133 @@ def check_declared(source: str, header, declared: dict, label: str | None) -> No
                          '"categorical", "categories": ["basic", "pro"]}, "id": "ignore"}} (see docs/privacy.md)')
 
 
-def parse_columns(path: str, header, rows, kinds: dict, label: str | None, tokens: dict | None = None,
-                  formats: dict | None = None):
-    """Typed columns and their missing masks; errors name the line and column of a bad cell.
-    `tokens` maps boolean columns to their known (false, true) words, `formats` datetime columns
-    to their declared text format (otherwise read from the cells, as `"<name>\\0format"`)."""
+class Coded:
+    """A column of text held as codes into its distinct values (Arrow's dictionary encoding):
+    row i is `values[codes[i]]`. Counting, filling and looking up categories work on the codes;
+    `np.asarray` gives the strings."""
+
+    def __init__(self, codes: np.ndarray, values: np.ndarray):
+        self.codes, self.values = codes, values
+
+    @classmethod
+    def of(cls, column) -> "Coded":
+        encoded = text_array(column).combine_chunks().dictionary_encode()
+        return cls(encoded.indices.to_numpy().astype(np.int32), np.asarray(encoded.dictionary.to_pylist(), dtype=str))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index) -> "Coded":
+        return Coded(self.codes[index], self.values)
+
+    def __array__(self, dtype=None, copy=None):
+        strings = self.values[self.codes]
+        return strings if dtype is None else strings.astype(dtype)
+
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.values))
+
+    def distinct(self) -> np.ndarray:
+        """The values the rows hold, sorted (as `np.unique` sorts strings)."""
+        return np.sort(self.values[self.counts() > 0])
+
+    def most_frequent(self) -> str:
+        """The value most rows hold (of several, the first in sorted order)."""
+        counts = self.counts()
+        return str(np.sort(self.values[counts == counts.max()])[0])
+
+    def filled(self, mask: np.ndarray, value: str) -> "Coded":
+        """The column with the rows of `mask` holding `value`."""
+        found = np.flatnonzero(self.values == value)
+        values = self.values if len(found) else np.append(self.values, value)
+        code = found[0] if len(found) else len(self.values)
+        return Coded(np.where(mask, np.int32(code), self.codes).astype(np.int32), values)
+
+    def indices(self, categories: list) -> np.ndarray:
+        """Each row's index in `categories`; KeyError naming a value the rows hold that is not there."""
+        lookup = np.full(len(self.values), -1, np.int64)
+        held = self.counts() > 0
+        positions = {value: index for index, value in enumerate(categories)}
+        for code in np.flatnonzero(held):
+            value = str(self.values[code])
+            if value not in positions:
+                raise KeyError(value)
+            lookup[code] = positions[value]
+        return lookup[self.codes]
+
+
+def distinct(values) -> np.ndarray:
+    """The distinct values of a column, sorted."""
+    return values.distinct() if isinstance(values, Coded) else np.unique(values)
+
+
+def fill_missing(values, mask: np.ndarray, fill):
+    """`values` with the cells of `mask` set to `fill`."""
+    if isinstance(values, Coded):
+        return values.filled(mask, str(fill))
+    return np.where(mask, fill, values).astype(values.dtype)
+
+
+def parse_columns(path: str, header, cells: dict, missing: dict, kinds: dict, label: str | None,
+                  tokens: dict | None = None, formats: dict | None = None, parsed: dict | None = None):
+    """Typed columns and their missing masks from text columns (`cells`, their `missing` masks),
+    each column parsed whole; errors name the line and column of a bad cell. `tokens` maps
+    boolean columns to their known (false, true) words, `formats` datetime columns to their
+    declared text format (otherwise read from the cells, as `"<name>\\0format"`); `parsed` the
+    values of numeric columns already read."""
     columns, masks = {}, {}
-    for index, name in enumerate(header):
+    for name in header:
         kind = kinds[name]
         if kind == "ignore":
             continue
-        cells = [row[index] for row in rows]
-        mask = np.array([is_missing(token) for token in cells])
+        column, mask = cells[name], missing[name]
         masks[name] = mask
         if kind == "datetime":
-            columns[name], masks[name + "\0format"] = parse_datetimes(path, name, cells, mask,
+            columns[name], masks[name + "\0format"] = parse_datetimes(path, name, column, mask,
                                                                        (formats or {}).get(name))
         elif kind in NUMERIC:
-            check = is_integer if kind == "integer" else is_number
-            for number, (token, missing) in enumerate(zip(cells, mask), start=2):
-                if not missing and not check(token):
-                    what = ("an integer of ASCII digits within int64" if kind == "integer" else
-                            "a finite number written in ASCII")
-                    raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not {what} "
-                                    f"(the column is {kind}; mark it \"categorical\" in --schema to keep text)")
-                if not missing and kind == "continuous" and abs(float(token)) > FLOAT32_MAX:
-                    raise DataError(f"{path}: line {number}, column {name!r}: {token} is beyond the float32 "
-                                    f"range (+-{FLOAT32_MAX:.4g}) that samples and exports hold; rescale the column")
-            dtype = np.int64 if kind == "integer" else np.float64
-            columns[name] = np.array([0 if m else (int(t) if kind == "integer" else float(t))
-                                      for t, m in zip(cells, mask)], dtype)
+            values = (parsed or {}).get(name)
+            if values is None:
+                filled = pc.if_else(pa.array(mask), "0", column)
+                values = integer_values(filled) if kind == "integer" else number_values(filled)
+            if values is None:
+                bad_number(path, name, kind, column.to_pylist(), mask)
+            if kind == "continuous" and np.abs(values).max(initial=0.0) > FLOAT32_MAX:
+                index = int(np.argmax(np.abs(values) > FLOAT32_MAX))
+                raise DataError(f"{path}: line {index + 2}, column {name!r}: {column[index].as_py()} is beyond the "
+                                f"float32 range (+-{FLOAT32_MAX:.4g}) that samples and exports hold; rescale the column")
+            columns[name] = values
         elif kind == "boolean":
+            lower = pc.utf8_lower(column)
             known = (tokens or {}).get(name)
             pair = tuple(t.lower() for t in known) if known else boolean_pair(
-                {t.lower() for t, m in zip(cells, mask) if not m})
+                set(pc.unique(present_cells(lower, mask)).to_pylist()))
             if pair is None:
-                bad = next(t for t, m in zip(cells, mask) if not m and t.lower() not in sum(BOOLEAN_PAIRS, ()))
+                words = sum(BOOLEAN_PAIRS, ())
+                bad = next(t for t, m in zip(column.to_pylist(), mask) if not m and t.lower() not in words)
                 raise DataError(f"{path}: column {name!r} holds {bad!r}, which is not a boolean; accepted pairs: "
                                 + ", ".join("/".join(p) for p in BOOLEAN_PAIRS))
-            for number, (token, missing) in enumerate(zip(cells, mask), start=2):
-                if not missing and token.lower() not in pair:
-                    raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not "
-                                    f"{pair[0]!r} or {pair[1]!r} (the column is boolean)")
-            columns[name] = np.array([not m and t.lower() == pair[1] for t, m in zip(cells, mask)])
+            valid = as_numpy(pc.is_in(lower, value_set=pa.array(list(pair)))) | mask
+            if not valid.all():
+                index = int(np.argmin(valid))
+                raise DataError(f"{path}: line {index + 2}, column {name!r}: {column[index].as_py()!r} is not "
+                                f"{pair[0]!r} or {pair[1]!r} (the column is boolean)")
+            columns[name] = as_numpy(pc.equal(lower, pair[1])) & ~mask
             masks[name + "\0tokens"] = tuple(known) if known else pair
         else:
-            columns[name] = np.array(cells, dtype=str)
+            columns[name] = Coded.of(column)
     return columns, masks
+
+
+def bad_number(path: str, name: str, kind: str, cells: list[str], mask) -> None:
+    """The DataError naming the first cell of a numeric column that is not a number of its kind."""
+    check = is_integer if kind == "integer" else is_number
+    for number, (token, missing) in enumerate(zip(cells, mask), start=2):
+        if not missing and not check(token):
+            what = "an integer of ASCII digits within int64" if kind == "integer" else "a finite number written in ASCII"
+            raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not {what} "
+                            f"(the column is {kind}; mark it \"categorical\" in --schema to keep text)")
+    raise AssertionError(f"column {name!r} parsed as {kind} with no bad cell")
 
 
 def encoder_tokens(encoder: dict | None) -> dict:
@@ -696,7 +922,10 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
         values = columns[name]
         spec = {"name": name, "kind": kind, "missing": bool(masks[name].any())}
         present = values[~masks[name]]
-        unique = np.unique(present)
+        if kind in NUMERIC:  # only whether the column is constant is needed
+            unique = present[:1] if present.min() == present.max() else present[:2]
+        else:
+            unique = distinct(present)
         if kind == "boolean":
             spec["tokens"] = list(masks[name + "\0tokens"])
         if kind == "datetime":
@@ -709,15 +938,14 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
                                 f"{MAX_CATEGORIES} categories); mark it \"ignore\" or a numeric kind in --schema")
             spec["categories"] = [str(value) for value in unique]
         elif kind in NUMERIC:
-            count = min(NUM_QUANTILES, len(present))
-            spec["quantiles"] = np.quantile(present.astype(np.float64), np.linspace(0, 1, count)).tolist()
+            spec["quantiles"] = column_quantiles(present)
             if kind == "continuous":
                 spec["decimals"] = column_decimals(columns[name + "\0tokens"]) if name + "\0tokens" in columns else None
         specs.append(spec)
     label_spec = None
     if label is not None:
         present = columns[label][~masks[label]]
-        classes = np.unique(present)
+        classes = distinct(present)
         if len(classes) < 2 or len(classes) > MAX_LABEL_CLASSES:
             raise UsageError(f"label column {label!r} has {len(classes)} distinct values; a label needs 2 to "
                              f"{MAX_LABEL_CLASSES}")
@@ -752,7 +980,7 @@ def fit_private(source: str, header, columns: dict, masks: dict, kinds: dict, la
         present = columns[name][~mask]
         if kind == "categorical" or (kind == "integer" and name == label and "categories" in column):
             allowed = set(column["categories"])
-            unknown = next((value for value in present if value.item() not in allowed), None)
+            unknown = next((value for value in distinct(present) if value.item() not in allowed), None)
             if unknown is not None:
                 raise DataError(f"{source}: column {name!r} holds {unknown.item()!r}, which --schema's categories "
                                 f"do not list ({', '.join(map(str, column['categories']))}); add it to them")
@@ -784,7 +1012,7 @@ def fit_private(source: str, header, columns: dict, masks: dict, kinds: dict, la
             if kind == "continuous":
                 spec["decimals"] = column.get("decimals")
         if spec["missing"]:
-            columns[name] = np.where(mask, fill, columns[name]).astype(columns[name].dtype)
+            columns[name] = fill_missing(columns[name], mask, fill)
         specs.append(spec)
     noise = float(private.noise(len(next(iter(masks.values()))))) if numeric else None
     rng = np.random.default_rng(private.seed)
@@ -852,14 +1080,15 @@ def private_label(source: str, name: str, kind: str, column: dict, present: np.n
 
 
 def column_decimals(tokens) -> int | None:
-    """Most decimals the column's cells show (None when one uses exponent notation)."""
-    most = 0
-    for token in tokens:
-        if "e" in token.lower():
-            return None
-        if "." in token:
-            most = max(most, len(token.split(".", 1)[1]))
-    return min(most, MAX_DECIMALS)
+    """Most decimals the column's cells (numbers as text) show (None when one uses exponent notation)."""
+    tokens = text_array(tokens)
+    if not len(tokens):
+        return 0
+    if any(pc.max(pc.find_substring(tokens, mark)).as_py() != -1 for mark in "eE"):
+        return None
+    point = as_numpy(pc.find_substring(tokens, "."))
+    length = as_numpy(pc.utf8_length(tokens))
+    return int(min(np.where(point >= 0, length - point - 1, 0).max(), MAX_DECIMALS))
 
 
 def blocks_of(encoder: dict) -> tuple[tuple[str, int], ...]:
@@ -888,10 +1117,12 @@ def impute(columns: dict, masks: dict, kinds: dict) -> None:
         if kinds[name] in NUMERIC:
             fill = np.median(present)
             fill = np.round(fill) if kinds[name] == "integer" else fill
+        elif isinstance(present, Coded):
+            fill = present.most_frequent()
         else:
             values, counts = np.unique(present, return_counts=True)
             fill = values[np.argmax(counts)]
-        columns[name] = np.where(mask, fill, columns[name]).astype(columns[name].dtype)
+        columns[name] = fill_missing(columns[name], mask, fill)
 
 
 def normal_ppf(u: np.ndarray) -> np.ndarray:
@@ -904,14 +1135,51 @@ def normal_cdf(z: np.ndarray) -> np.ndarray:
     return special.ndtr(np.asarray(z, np.float64))
 
 
+def column_quantiles(values: np.ndarray) -> list[float]:
+    """The quantile knots of a numeric column: up to `NUM_QUANTILES` empirical quantiles at even
+    levels, of every value, or of `QUANTILE_SAMPLE` values drawn at random (seeded) from a longer
+    column, whose first and last knots are then the column's own least and greatest values (so
+    decoding still reaches them, and the fit's cost stops growing with the rows)."""
+    values = np.asarray(values, np.float64)
+    levels = np.linspace(0, 1, min(NUM_QUANTILES, len(values)))
+    if len(values) <= QUANTILE_SAMPLE:
+        return np.quantile(values, levels).tolist()
+    drawn = values[np.random.default_rng(0).integers(0, len(values), QUANTILE_SAMPLE)]
+    knots = np.quantile(drawn, levels)
+    knots[0], knots[-1] = values.min(), values.max()
+    return knots.tolist()
+
+
 def to_normal(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
     """Values -> standard normal through the empirical quantiles. Ties (repeated knots, as
     integers have) take the middle of their levels, so they decode back to themselves."""
     knots = np.asarray(quantiles, np.float64)
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values) > 4 * (knots[-1] - knots[0] + 3):
+        # Integers over a narrower range than the rows: each integer's value once, then looked up.
+        low, high = int(knots[0]) - 1, int(knots[-1]) + 1
+        table = to_normal(np.arange(low, high + 1, dtype=np.float64), quantiles)
+        return table[np.clip(values, low, high) - low]
+    return normal_ppf(EPS + (1 - 2 * EPS) * np.clip(quantile_levels(np.asarray(values, np.float64), knots), 0.0, 1.0))
+
+
+def quantile_levels(values: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """The level in [0, 1] of each value, piecewise linear between the knots (at even levels);
+    a value equal to repeated knots takes the middle of their levels, and a value between two
+    runs of them goes from the last level of one to the first of the next."""
     levels = np.linspace(0.0, 1.0, len(knots))
-    values = np.asarray(values, np.float64)
-    u = 0.5 * (np.interp(values, knots, levels) - np.interp(-values, -knots[::-1], -levels[::-1]))
-    return normal_ppf(EPS + (1 - 2 * EPS) * np.clip(u, 0.0, 1.0))
+    if len(knots) < 2 or np.all(knots[1:] > knots[:-1]):
+        return np.interp(values, knots, levels)
+    points, first = np.unique(knots, return_index=True)
+    last = np.append(first[1:], len(knots)) - 1
+    below, above = levels[first], levels[last]  # each point's first and last level
+    index = np.searchsorted(points, values, side="right") - 1  # the last point at or below
+    low, high = np.clip(index, 0, len(points) - 1), np.clip(index + 1, 0, len(points) - 1)
+    span = points[high] - points[low]
+    fraction = np.divide(values - points[low], span, out=np.zeros_like(values), where=span > 0)
+    u = above[low] + np.clip(fraction, 0.0, 1.0) * (below[high] - above[low])
+    u = np.where(values == points[low], 0.5 * (below[low] + above[low]), u)
+    return np.where(index < 0, 0.0, u)
 
 
 def from_normal(z: np.ndarray, quantiles: list[float]) -> np.ndarray:
@@ -928,39 +1196,100 @@ def encode(table: dict, encoder: dict) -> np.ndarray:
     datetime columns as seconds since the Unix epoch or as `datetime64`). Missing cells (`NaN`
     or masked by `table["<name>\\0missing"]`) take their indicator's `missing` slot; their value
     slot holds whatever the table has there (the imputed value)."""
-    parts = []
+    return expand(*encode_compact(table, encoder), table_blocks(encoder))
+
+
+def encode_compact(table: dict, encoder: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The encoding of a table as `encode` gives it, held compactly: `numbers`, float32 `(N, a)`,
+    the value of each `("normal", 1)` block, and `codes`, int32 `(N, b)`, the index of the hot
+    entry of each `("softmax", k)` block, both in block order (`expand` makes the full vectors;
+    `expand_tensors` does it in a training pipeline, a batch at a time)."""
+    blocks = table_blocks(encoder)
+    count = len(table[encoder["columns"][0]["name"]]) if encoder["columns"] else 0
+    numbers = np.empty((count, sum(kind == "normal" for kind, _ in blocks)), np.float32)
+    codes = np.empty((count, len(blocks) - numbers.shape[1]), np.int32)
+    number, code = 0, 0
     for spec in encoder["columns"]:
-        values = np.asarray(table[spec["name"]])
+        values = table[spec["name"]]
+        values = values if isinstance(values, Coded) else np.asarray(values)
         if "constant" not in spec:
             if spec["kind"] in NUMERIC:
                 values = epoch_seconds(values) if values.dtype.kind == "M" else values
-                parts.append(to_normal(values, spec["quantiles"])[:, None])
+                numbers[:, number] = to_normal(values, spec["quantiles"])
+                number += 1
             else:
                 categories = [False, True] if spec["kind"] == "boolean" else spec["categories"]
-                parts.append(one_hot(values, categories, spec["name"]))
+                codes[:, code] = category_codes(values, categories, spec["name"])
+                code += 1
         if spec["missing"]:
-            mask = np.asarray(table.get(spec["name"] + "\0missing", np.zeros(len(values), bool)))
-            parts.append(np.eye(2, dtype=np.float32)[mask.astype(np.int64)])
-    return np.concatenate(parts, axis=1).astype(np.float32)
+            codes[:, code] = np.asarray(table.get(spec["name"] + "\0missing", np.zeros(len(values), bool)), bool)
+            code += 1
+    return numbers, codes
 
 
-def one_hot(values: np.ndarray, categories: list, name: str) -> np.ndarray:
-    lookup = {value: index for index, value in enumerate(categories)}
+def expand(numbers: np.ndarray, codes: np.ndarray, blocks) -> np.ndarray:
+    """The float32 `(N, D)` vectors of a compact encoding (`encode_compact`)."""
+    width = sum(size for _, size in blocks)
+    x = np.zeros((len(numbers), width), np.float32)
+    rows, offset, number, code = np.arange(len(numbers)), 0, 0, 0
+    for kind, size in blocks:
+        if kind == "normal":
+            x[:, offset] = numbers[:, number]
+            number += 1
+        else:
+            x[rows, offset + codes[:, code]] = 1.0
+            code += 1
+        offset += size
+    return x
+
+
+def expand_tensors(numbers, codes, blocks):
+    """`expand` as TensorFlow ops, for one row (`(a,)`, `(b,)`) or a batch of them."""
+    import tensorflow as tf
+
+    parts, number, code = [], 0, 0
+    for kind, size in blocks:
+        if kind == "normal":
+            parts.append(numbers[..., number:number + 1])
+            number += 1
+        else:
+            parts.append(tf.one_hot(codes[..., code], size, dtype=tf.float32))
+            code += 1
+    return tf.concat(parts, axis=-1)
+
+
+def category_codes(values: np.ndarray, categories: list, name: str) -> np.ndarray:
+    """The index of each value in `categories`; DataError naming a value not among them."""
     try:
-        indices = np.array([lookup[value.item() if hasattr(value, "item") else value] for value in values])
+        return category_indices(values, categories)
     except KeyError as error:
         raise DataError(f"column {name!r} holds {error.args[0]!r}, which the encoder has not seen; "
                         f"accepted: {', '.join(map(str, categories))}") from None
-    return np.eye(len(categories), dtype=np.float32)[indices]
+
+
+def category_indices(values, categories: list) -> np.ndarray:
+    """The index in `categories` of each value (int64); KeyError naming the first value not there.
+    Searched in the sorted categories, for arrays of one kind (strings, numbers, booleans)."""
+    if isinstance(values, Coded):
+        return values.indices(categories)
+    values, known = np.asarray(values), np.asarray(categories)
+    same = values.dtype.kind == known.dtype.kind or {values.dtype.kind, known.dtype.kind} <= set("iu")
+    if not same or values.dtype.kind not in "biuUf" or not len(values):
+        lookup = {value: index for index, value in enumerate(categories)}
+        return np.array([lookup[value.item() if hasattr(value, "item") else value] for value in values], np.int64)
+    order = np.argsort(known, kind="stable")
+    position = np.minimum(np.searchsorted(known[order], values), len(known) - 1)
+    found = known[order][position] == values
+    if not found.all():
+        raise KeyError(values[np.argmin(found)].item())
+    return order[position].astype(np.int64)
 
 
 def labels(table: dict, encoder: dict) -> np.ndarray:
     """The label column as int64 class indices."""
     spec = encoder["label"]
-    lookup = {value: index for index, value in enumerate(spec["classes"])}
     try:
-        return np.array([lookup[value.item() if hasattr(value, "item") else value] for value in table[spec["name"]]],
-                        np.int64)
+        return category_indices(table[spec["name"]], spec["classes"])
     except KeyError as error:
         raise DataError(f"label column {spec['name']!r} holds {error.args[0]!r}, a class the model was not trained "
                         f"on; accepted: {', '.join(map(str, spec['classes']))}") from None
@@ -1121,11 +1450,12 @@ def rows_of(table: dict, encoder: dict) -> tuple[list[str], list[list[str]]]:
 # --- a table from a file ---------------------------------------------------------------------
 
 
-def load_csv(path: str, options: Options | dict | None = None) -> tuple[dict, dict]:
-    """Reads a CSV file into `(arrays, encoder)`: `arrays` has `x` (float32 encoding), `y` (label
-    indices, when there is a label column); `encoder` is fit on the file unless `options` is an
-    already fitted encoder (a `DataSpec.table`), which is then reused."""
-    header, rows = read_csv(path)
+def load_csv(path: str, options: Options | dict | None = None, compact: bool = False) -> tuple[dict, dict]:
+    """Reads a CSV file into `(arrays, encoder)`: `arrays` has `x` (float32 encoding), or with
+    `compact` `numbers` and `codes` (see `encode_compact`), and `y` (label indices, when there is
+    a label column); `encoder` is fit on the file unless `options` is an already fitted encoder (a
+    `DataSpec.table`), which is then reused."""
+    header, cells = read_columns(path)
     fitted = options if isinstance(options, dict) else None
     if fitted is not None:
         kinds = {name: "ignore" for name in header}
@@ -1134,26 +1464,34 @@ def load_csv(path: str, options: Options | dict | None = None) -> tuple[dict, di
                 raise DataError(f"{path}: has no column {spec['name']!r}, which the model was trained on")
             kinds[spec["name"]] = spec["kind"]
         label = fitted["label"]["name"] if fitted["label"] else None
-        return table_arrays(path, header, rows, kinds, label, fitted["missing"], fitted)
+        return table_arrays(path, header, cells, kinds, label, fitted["missing"], fitted, compact=compact)
     options = options or Options()
-    kinds, label, missing, declared = resolve(path, header, rows, options)
-    return table_arrays(path, header, rows, kinds, label, missing, private=options.private, declared=declared)
+    masks, parsed = {name: missing_mask(column) for name, column in cells.items()}, {}
+    kinds, label, missing, declared = resolve(path, header, cells, masks, options, parsed)
+    return table_arrays(path, header, cells, kinds, label, missing, private=options.private, declared=declared,
+                        masks=masks, compact=compact, parsed=parsed)
 
 
-def table_arrays(source, header, rows, kinds, label, missing, fitted=None, private: Private | None = None,
-                 declared: dict | None = None):
-    """`(arrays, encoder)` of text rows: the encoder is `fitted`, or fitted on the rows (through
-    `private`'s mechanism from the `declared` domains, for a private run)."""
+def table_arrays(source, header, cells: dict, kinds, label, missing, fitted=None, private: Private | None = None,
+                 declared: dict | None = None, masks: dict | None = None, compact: bool = False,
+                 parsed: dict | None = None):
+    """`(arrays, encoder)` of text columns (`cells`, column name -> its cells, as `read_columns`
+    gives; `masks`, their missing cells, when already known): the encoder is `fitted`, or fitted
+    on the rows (through `private`'s mechanism from the `declared` domains, for a private run).
+    `arrays` holds `x` (the encoding), or with `compact` `numbers` and `codes` (`encode_compact`);
+    and `y`, the label's class indices, when there is a label. `cells` is emptied once its
+    columns are parsed, so that their text is let go before the rows are encoded; `parsed`
+    holds the values of numeric columns already read (see `resolve`)."""
     tokens, formats = encoder_tokens(fitted), {}
     if private is not None:
         tokens = {name: tuple(column["tokens"]) for name, column in declared.items() if "tokens" in column}
         formats = {name: bounds_format(column["bounds"]) for name, column in declared.items()
                    if column.get("kind") == "datetime" and "bounds" in column}
-    columns, masks = parse_columns(source, header, rows, kinds, label, tokens, formats)
-    for name in list(columns):
-        if kinds[name] == "continuous":
-            columns[name + "\0tokens"] = [row[header.index(name)] for row in rows]
-    keep = np.ones(len(rows), bool)
+    keep, given = np.ones(len(cells[header[0]]), bool), cells
+    cells = {name: text_array(column) for name, column in cells.items() if kinds[name] != "ignore"}
+    given.clear()
+    missing_cells = masks or {name: missing_mask(column) for name, column in cells.items()}
+    columns, masks = parse_columns(source, header, cells, missing_cells, kinds, label, tokens, formats, parsed)
     if label is not None:
         keep &= ~masks[label]
     if missing == "drop":
@@ -1163,9 +1501,14 @@ def table_arrays(source, header, rows, kinds, label, missing, fitted=None, priva
     if not keep.any():
         raise DataError(f"{source}: every row has a missing cell, so --missing=drop leaves nothing; "
                         "use --missing=impute")
-    columns = {name: (value[keep] if isinstance(value, np.ndarray) else [v for v, k in zip(value, keep) if k])
-               for name, value in columns.items()}
-    masks = {name: (mask[keep] if isinstance(mask, np.ndarray) else mask) for name, mask in masks.items()}
+    for name in list(columns):
+        if kinds[name] == "continuous":  # the decimals the kept cells show
+            columns[name + "\0tokens"] = present_cells(cells[name], masks[name] | ~keep)
+    del cells
+    if not keep.all():
+        columns = {name: (value[keep] if isinstance(value, (np.ndarray, Coded)) else value)
+                   for name, value in columns.items()}
+        masks = {name: (mask[keep] if isinstance(mask, np.ndarray) else mask) for name, mask in masks.items()}
     if private is None:
         impute(columns, masks, kinds)
         encoder = fitted or fit(source, header, columns, masks, kinds, label, missing)
@@ -1175,7 +1518,9 @@ def table_arrays(source, header, rows, kinds, label, missing, fitted=None, priva
     for spec in encoder["columns"]:
         if spec["missing"]:
             table[spec["name"] + "\0missing"] = masks[spec["name"]]
-    arrays = {"x": encode(table, encoder)}
+    del columns
+    numbers, codes = encode_compact(table, encoder)
+    arrays = {"numbers": numbers, "codes": codes} if compact else {"x": expand(numbers, codes, table_blocks(encoder))}
     if label is not None:
         arrays["y"] = labels(table, encoder)
     return arrays, encoder
@@ -1186,10 +1531,10 @@ def table_from_columns(name: str, table: dict, kinds: dict, label: str | None, f
     """`(arrays, encoder)` of an in-memory table (e.g. an embedded one), as `load_csv` gives;
     a private fit takes the columns' `declared` domains (as a schema's `declarations`)."""
     header = list(table)
-    rows = [list(row) for row in zip(*(cell_strings(table[column]) for column in header))]
+    cells = {column: text_array(cell_strings(table[column])) for column in header}
     if private is not None:
         check_declared(name, header, declared, label)
-    return table_arrays(name, header, rows, kinds, label, "impute", fitted, private, declared)
+    return table_arrays(name, header, cells, kinds, label, "impute", fitted, private, declared)
 
 
 def cell_strings(values: np.ndarray) -> list[str]:
