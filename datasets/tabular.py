@@ -94,6 +94,7 @@ of dates is left to the caller).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import dataclasses
 import io
@@ -261,7 +262,7 @@ def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
     longest = max((pc.max(pc.binary_length(column)).as_py() or 0 for column in table.columns), default=0)
     if [name.strip() for name in table.column_names] != header or longest > csv.field_size_limit():
         return text_columns(*read_csv(path))  # read_csv refuses cells as long as that (an unclosed quote)
-    columns = {name: pc.utf8_trim_whitespace(table.column(index)) for index, name in enumerate(header)}
+    columns = dict(zip(header, column_map(pc.utf8_trim_whitespace, table.columns)))
     del table
     if len(header) == 1:  # a blank line in a file of one column is no row
         columns[header[0]] = pc.filter(columns[header[0]], pc.not_equal(columns[header[0]], ""))
@@ -730,13 +731,18 @@ def resolve(path: str, header: list[str], cells: dict, masks: dict, options: Opt
         if masks[name].all():
             raise DataError(f"{path}: column {name!r} has no values (every cell is missing); "
                             "remove it or mark it \"ignore\" in --schema")
-        if overrides.get(name):
-            kinds[name] = overrides[name]
-            continue
+        kinds[name] = overrides.get(name)
+    inferred = [name for name in header if kinds[name] is None]
+
+    def infer(name):
         found = {}
-        kinds[name] = infer_kind(present_cells(cells[name], masks[name]) if masks[name].any() else cells[name], found)
-        if parsed is not None and kinds[name] in found and not masks[name].any():
-            parsed[name] = found[kinds[name]]
+        kind = infer_kind(present_cells(cells[name], masks[name]) if masks[name].any() else cells[name], found)
+        return kind, found.get(kind)
+
+    for name, (kind, values) in zip(inferred, column_map(infer, inferred)):
+        kinds[name] = kind
+        if parsed is not None and values is not None and not masks[name].any():
+            parsed[name] = values
     if label is not None:
         if kinds[label] == "ignore" or kinds[label] not in ("categorical", "boolean", "integer"):
             raise UsageError(f"label column {label!r} is {kinds[label]}; a label must be categorical, boolean "
@@ -842,52 +848,69 @@ def fill_missing(values, mask: np.ndarray, fill):
 def parse_columns(path: str, header, cells: dict, missing: dict, kinds: dict, label: str | None,
                   tokens: dict | None = None, formats: dict | None = None, parsed: dict | None = None):
     """Typed columns and their missing masks from text columns (`cells`, their `missing` masks),
-    each column parsed whole; errors name the line and column of a bad cell. `tokens` maps
-    boolean columns to their known (false, true) words, `formats` datetime columns to their
-    declared text format (otherwise read from the cells, as `"<name>\\0format"`); `parsed` the
-    values of numeric columns already read."""
+    each column parsed whole (the columns on `column_map`'s threads); errors name the line and
+    column of a bad cell. `tokens` maps boolean columns to their known (false, true) words,
+    `formats` datetime columns to their declared text format (otherwise read from the cells, as
+    `"<name>\\0format"`); `parsed` the values of numeric columns already read."""
+    names = [name for name in header if kinds[name] != "ignore"]
+
+    def parse(name):
+        return parse_column(path, name, kinds[name], cells[name], missing[name], (tokens or {}).get(name),
+                            (formats or {}).get(name), (parsed or {}).get(name))
+
     columns, masks = {}, {}
-    for name in header:
-        kind = kinds[name]
-        if kind == "ignore":
-            continue
-        column, mask = cells[name], missing[name]
-        masks[name] = mask
-        if kind == "datetime":
-            columns[name], masks[name + "\0format"] = parse_datetimes(path, name, column, mask,
-                                                                       (formats or {}).get(name))
-        elif kind in NUMERIC:
-            values = (parsed or {}).get(name)
-            if values is None:
-                filled = pc.if_else(pa.array(mask), "0", column)
-                values = integer_values(filled) if kind == "integer" else number_values(filled)
-            if values is None:
-                bad_number(path, name, kind, column.to_pylist(), mask)
-            if kind == "continuous" and np.abs(values).max(initial=0.0) > FLOAT32_MAX:
-                index = int(np.argmax(np.abs(values) > FLOAT32_MAX))
-                raise DataError(f"{path}: line {index + 2}, column {name!r}: {column[index].as_py()} is beyond the "
-                                f"float32 range (+-{FLOAT32_MAX:.4g}) that samples and exports hold; rescale the column")
-            columns[name] = values
-        elif kind == "boolean":
-            lower = pc.utf8_lower(column)
-            known = (tokens or {}).get(name)
-            pair = tuple(t.lower() for t in known) if known else boolean_pair(
-                set(pc.unique(present_cells(lower, mask)).to_pylist()))
-            if pair is None:
-                words = sum(BOOLEAN_PAIRS, ())
-                bad = next(t for t, m in zip(column.to_pylist(), mask) if not m and t.lower() not in words)
-                raise DataError(f"{path}: column {name!r} holds {bad!r}, which is not a boolean; accepted pairs: "
-                                + ", ".join("/".join(p) for p in BOOLEAN_PAIRS))
-            valid = as_numpy(pc.is_in(lower, value_set=pa.array(list(pair)))) | mask
-            if not valid.all():
-                index = int(np.argmin(valid))
-                raise DataError(f"{path}: line {index + 2}, column {name!r}: {column[index].as_py()!r} is not "
-                                f"{pair[0]!r} or {pair[1]!r} (the column is boolean)")
-            columns[name] = as_numpy(pc.equal(lower, pair[1])) & ~mask
-            masks[name + "\0tokens"] = tuple(known) if known else pair
-        else:
-            columns[name] = Coded.of(column)
+    for name, (values, extra) in zip(names, column_map(parse, names)):
+        columns[name], masks[name] = values, missing[name]
+        masks.update({name + key: value for key, value in extra.items()})
     return columns, masks
+
+
+def parse_column(path: str, name: str, kind: str, column, mask: np.ndarray, known: tuple | None, form: dict | None,
+                 values: np.ndarray | None):
+    """A column's typed values and what else parsing found (`{"\\0format": ...}` of a datetime
+    column, `{"\\0tokens": (false, true)}` of a boolean one); see `parse_columns`."""
+    if kind == "datetime":
+        values, form = parse_datetimes(path, name, column, mask, form)
+        return values, {"\0format": form}
+    if kind in NUMERIC:
+        if values is None:
+            filled = pc.if_else(pa.array(mask), "0", column)
+            values = integer_values(filled) if kind == "integer" else number_values(filled)
+        if values is None:
+            bad_number(path, name, kind, column.to_pylist(), mask)
+        if kind == "continuous" and np.abs(values).max(initial=0.0) > FLOAT32_MAX:
+            index = int(np.argmax(np.abs(values) > FLOAT32_MAX))
+            raise DataError(f"{path}: line {index + 2}, column {name!r}: {column[index].as_py()} is beyond the "
+                            f"float32 range (+-{FLOAT32_MAX:.4g}) that samples and exports hold; rescale the column")
+        return values, {}
+    if kind == "boolean":
+        lower = pc.utf8_lower(column)
+        pair = tuple(t.lower() for t in known) if known else boolean_pair(
+            set(pc.unique(present_cells(lower, mask)).to_pylist()))
+        if pair is None:
+            words = sum(BOOLEAN_PAIRS, ())
+            bad = next(t for t, m in zip(column.to_pylist(), mask) if not m and t.lower() not in words)
+            raise DataError(f"{path}: column {name!r} holds {bad!r}, which is not a boolean; accepted pairs: "
+                            + ", ".join("/".join(p) for p in BOOLEAN_PAIRS))
+        valid = as_numpy(pc.is_in(lower, value_set=pa.array(list(pair)))) | mask
+        if not valid.all():
+            index = int(np.argmin(valid))
+            raise DataError(f"{path}: line {index + 2}, column {name!r}: {column[index].as_py()!r} is not "
+                            f"{pair[0]!r} or {pair[1]!r} (the column is boolean)")
+        return as_numpy(pc.equal(lower, pair[1])) & ~mask, {"\0tokens": tuple(known) if known else pair}
+    return Coded.of(column), {}
+
+
+def column_map(function, items) -> list:
+    """`[function(item) for item in items]`, the items on as many threads as there are cores (the
+    work on a column, in Arrow's kernels and NumPy's sorts and interpolations, lets go of the
+    GIL); the first error, in the items' order, is raised."""
+    items = list(items)
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers <= 1:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(function, items))
 
 
 def bad_number(path: str, name: str, kind: str, cells: list[str], mask) -> None:
@@ -913,12 +936,11 @@ def encoder_tokens(encoder: dict | None) -> dict:
 
 
 def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str | None, missing: str) -> dict:
-    """The encoder (JSON form) fit on typed `columns`; missing cells already filled."""
-    specs = []
-    for name in header:
+    """The encoder (JSON form) fit on typed `columns`; missing cells already filled (the columns'
+    parts on `column_map`'s threads)."""
+
+    def column_spec(name):
         kind = kinds[name]
-        if kind == "ignore" or name == label:
-            continue
         values = columns[name]
         spec = {"name": name, "kind": kind, "missing": bool(masks[name].any())}
         present = values[~masks[name]]
@@ -941,7 +963,9 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
             spec["quantiles"] = column_quantiles(present)
             if kind == "continuous":
                 spec["decimals"] = column_decimals(columns[name + "\0tokens"]) if name + "\0tokens" in columns else None
-        specs.append(spec)
+        return spec
+
+    specs = column_map(column_spec, [name for name in header if kinds[name] != "ignore" and name != label])
     label_spec = None
     if label is not None:
         present = columns[label][~masks[label]]
@@ -1208,22 +1232,29 @@ def encode_compact(table: dict, encoder: dict) -> tuple[np.ndarray, np.ndarray]:
     count = len(table[encoder["columns"][0]["name"]]) if encoder["columns"] else 0
     numbers = np.empty((count, sum(kind == "normal" for kind, _ in blocks)), np.float32)
     codes = np.empty((count, len(blocks) - numbers.shape[1]), np.int32)
-    number, code = 0, 0
-    for spec in encoder["columns"]:
+    number, code, places = 0, 0, []
+    for spec in encoder["columns"]:  # where each column's blocks go
+        spec_blocks = blocks_of({"columns": [spec]})
+        places.append((spec, number, code))
+        number += sum(kind == "normal" for kind, _ in spec_blocks)
+        code += sum(kind != "normal" for kind, _ in spec_blocks)
+
+    def encode_column(place):
+        spec, number, code = place
         values = table[spec["name"]]
         values = values if isinstance(values, Coded) else np.asarray(values)
         if "constant" not in spec:
             if spec["kind"] in NUMERIC:
                 values = epoch_seconds(values) if values.dtype.kind == "M" else values
                 numbers[:, number] = to_normal(values, spec["quantiles"])
-                number += 1
             else:
                 categories = [False, True] if spec["kind"] == "boolean" else spec["categories"]
                 codes[:, code] = category_codes(values, categories, spec["name"])
                 code += 1
         if spec["missing"]:
             codes[:, code] = np.asarray(table.get(spec["name"] + "\0missing", np.zeros(len(values), bool)), bool)
-            code += 1
+
+    column_map(encode_column, places)
     return numbers, codes
 
 
@@ -1466,7 +1497,7 @@ def load_csv(path: str, options: Options | dict | None = None, compact: bool = F
         label = fitted["label"]["name"] if fitted["label"] else None
         return table_arrays(path, header, cells, kinds, label, fitted["missing"], fitted, compact=compact)
     options = options or Options()
-    masks, parsed = {name: missing_mask(column) for name, column in cells.items()}, {}
+    masks, parsed = dict(zip(cells, column_map(missing_mask, cells.values()))), {}
     kinds, label, missing, declared = resolve(path, header, cells, masks, options, parsed)
     return table_arrays(path, header, cells, kinds, label, missing, private=options.private, declared=declared,
                         masks=masks, compact=compact, parsed=parsed)
@@ -1490,7 +1521,7 @@ def table_arrays(source, header, cells: dict, kinds, label, missing, fitted=None
     keep, given = np.ones(len(cells[header[0]]), bool), cells
     cells = {name: text_array(column) for name, column in cells.items() if kinds[name] != "ignore"}
     given.clear()
-    missing_cells = masks or {name: missing_mask(column) for name, column in cells.items()}
+    missing_cells = masks or dict(zip(cells, column_map(missing_mask, cells.values())))
     columns, masks = parse_columns(source, header, cells, missing_cells, kinds, label, tokens, formats, parsed)
     if label is not None:
         keep &= ~masks[label]
