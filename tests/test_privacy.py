@@ -64,6 +64,164 @@ def test_clipping_bounds_what_one_example_moves_the_update():
     assert float(metrics["clipped_share"]) >= 1 / 9
 
 
+def dense_discriminator(layers):
+    """A small functional discriminator: rows of 3 features through `layers`, to one logit."""
+    inputs = keras.Input((3,))
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, {"logits": x}, name="small_discriminator")
+
+
+def pair_loss(network):
+    """A GAN discriminator's non-saturating loss of one pair of rows (real, generated), both as the
+    per-example loss `private_gradients` takes and as the same loss written row-wise."""
+
+    def head(outputs, real, fake):
+        real_logit, fake_logit = tf.unstack(outputs["logits"][:, 0])
+        return tf.math.softplus(-real_logit) + tf.math.softplus(fake_logit)
+
+    def loss(real, fake):
+        return head(network(tf.concat([real, fake], axis=0)), real, fake)
+
+    return loss, dpsgd.RowwiseLoss(network, lambda real, fake: tf.stack([real, fake], axis=1), head)
+
+
+def row_loss(network):
+    """The same for a loss of one row per example: half the square of the real row's logit."""
+
+    def head(outputs, real, fake):
+        return 0.5 * tf.square(outputs["logits"][0, 0])
+
+    def loss(real, fake):
+        return head(network(real), real, fake)
+
+    return loss, dpsgd.RowwiseLoss(network, lambda real, fake: real[:, None], head)
+
+
+def spread(shape, seed):
+    """Normal rows scaled from 0.01 to 30 along the batch, so that a clip norm of 1 clips some."""
+    scales = tf.reshape(tf.exp(tf.linspace(tf.math.log(0.01), tf.math.log(30.0), shape[0])),
+                        [shape[0]] + [1] * (len(shape) - 1))
+    return tf.random.stateless_normal(shape, [7, seed]) * scales
+
+
+def both_clipped_sums(loss, rowwise, inputs, variables, clip):
+    """(sums, norms) of the per-example pass, then of the batched pass."""
+    plan = dpsgd.dense_plan(rowwise.network, variables)
+    assert plan is not None
+
+    @tf.function
+    def both():
+        gradients = [tf.cast(g, tf.float32) for g in dpsgd.per_example_gradients(loss, inputs, variables)]
+        return dpsgd.clipped_sum(gradients, clip), dpsgd.rowwise_clipped_sum(rowwise, inputs, plan, clip)
+
+    return both()
+
+
+@pytest.mark.parametrize("losses", [pair_loss, row_loss], ids=["pairs of rows", "one row"])
+def test_the_batched_dense_pass_gives_the_per_example_norms_and_clipped_sum(losses):
+    keras.utils.set_random_seed(3)
+    network = dense_discriminator([keras.layers.Dense(8), keras.layers.LeakyReLU(0.2), keras.layers.Dense(6),
+                                   keras.layers.ReLU(), keras.layers.Dense(1)])
+    loss, rowwise = losses(network)
+    inputs, variables = (spread((12, 3), 1), spread((12, 3), 2)), network.trainable_variables
+    assert [is_kernel for _, is_kernel in dpsgd.dense_plan(network, variables)] == [True, False] * 3
+    (sums, norms), (fast_sums, fast_norms) = both_clipped_sums(loss, rowwise, inputs, variables, 1.0)
+    assert 0 < np.mean(norms.numpy() > 1.0) < 1, "some examples are clipped and some not"
+    np.testing.assert_allclose(fast_norms, norms, rtol=1e-5)
+    for fast, exact in zip(fast_sums, sums):
+        np.testing.assert_allclose(fast, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_the_batched_pass_counts_every_position_and_call_of_a_layer():
+    """Dense layers on a sequence (4 positions of each row, 8 per pair), some kernels small enough
+    that `kernel_squares` forms each example's gradient, one large enough for the Gram matrices,
+    and a layer called twice: the norms and sums still equal the per-example computation."""
+    keras.utils.set_random_seed(4)
+    shared = keras.layers.Dense(3)
+    inputs = keras.Input((4, 3))
+    x = keras.layers.Dense(40)(keras.layers.Dense(2)(inputs))  # 3 x 2 and 2 x 40: per-example gradients
+    x = keras.layers.Dense(40)(keras.layers.LeakyReLU(0.2)(x))  # 40 x 40 over 8 positions: Gram matrices
+    x = keras.layers.Flatten()(shared(keras.layers.ReLU()(shared(keras.layers.Dense(3)(x)))))
+    network = keras.Model(inputs, {"logits": keras.layers.Dense(1)(x)})
+    variables = network.trainable_variables
+    assert sum(layer is shared for layer, _ in dpsgd.dense_plan(network, variables)) == 2
+    loss, rowwise = pair_loss(network)
+    pairs = (spread((10, 4, 3), 3), spread((10, 4, 3), 4))
+    (sums, norms), (fast_sums, fast_norms) = both_clipped_sums(loss, rowwise, pairs, variables, 1.0)
+    assert 0 < np.mean(norms.numpy() > 1.0) < 1
+    np.testing.assert_allclose(fast_norms, norms, rtol=1e-5)
+    for fast, exact in zip(fast_sums, sums):
+        np.testing.assert_allclose(fast, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_the_batched_pass_bounds_what_one_outlier_moves_the_update():
+    """Through `private_gradients` with a `RowwiseLoss`: an outlier pair moves the clipped sum by at
+    most the clip norm (here by it: the outlier's gradient is clipped)."""
+    keras.utils.set_random_seed(5)
+    network = dense_discriminator([keras.layers.Dense(8), keras.layers.LeakyReLU(0.2), keras.layers.Dense(1)])
+    loss, rowwise = pair_loss(network)
+    variables, clip = network.trainable_variables, 0.5
+
+    def clipped_sum(pairs):
+        gradients, metrics = dpsgd.private_gradients(loss, pairs, variables, dpsgd.Clipping(clip, 0.0), [1, 2],
+                                                     rowwise=rowwise)
+        return [g * len(pairs[0]) for g in gradients], metrics  # private_gradients divides by the batch
+
+    real, fake = spread((8, 3), 5), spread((8, 3), 6)
+    without, _ = clipped_sum((real, fake))
+    outlier = (tf.constant([[1000.0, -500.0, 300.0]]), tf.constant([[-200.0, 800.0, 50.0]]))
+    with_outlier, metrics = clipped_sum((tf.concat([real, outlier[0]], 0), tf.concat([fake, outlier[1]], 0)))
+    moved = math.sqrt(sum(float(tf.reduce_sum(tf.square(a - b))) for a, b in zip(with_outlier, without)))
+    assert moved <= clip + 1e-5 and moved == pytest.approx(clip, rel=1e-4)
+    assert float(metrics["clipped_share"]) >= 1 / 9
+
+
+@pytest.mark.parametrize("layers", [
+    lambda: [keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)],
+    lambda: [keras.layers.Dense(4), keras.layers.LayerNormalization(), keras.layers.Dense(1)],
+    lambda: [keras.layers.Dense(4), keras.layers.Dropout(0.5), keras.layers.Dense(1)],
+], ids=["activation inside a dense layer", "weights of another kind", "randomness"])
+def test_networks_beyond_plain_dense_layers_keep_the_per_example_pass(layers):
+    network = dense_discriminator(layers())
+    assert dpsgd.dense_plan(network, network.trainable_variables) is None
+    plain = dense_discriminator([keras.layers.Dense(4), keras.layers.Dense(1)])
+    assert dpsgd.dense_plan(plain, plain.trainable_variables[:2]) is not None
+    # A variable outside the network: the per-example loss may read it beyond the network's rows.
+    assert dpsgd.dense_plan(plain, plain.trainable_variables + [keras.Variable(tf.zeros((2,)))]) is None
+
+
+def test_the_gan_takes_the_batched_pass_where_its_discriminator_allows():
+    cases = {"gan": (dict(name="gan"), True), "gan wasserstein_gp": (dict(name="gan", loss="wasserstein_gp"), False),
+             "gan conditional": (dict(name="gan", num_classes=3, conditional=True), False),
+             "dcgan": (dict(name="dcgan", discriminator_norm="none"), False)}
+    for case, (settings, batched) in cases.items():
+        settings = dict(settings)
+        model = tiny_model(settings.pop("name"), **settings)
+        rowwise = model._rowwise_pair_loss()
+        plan = None if rowwise is None else dpsgd.dense_plan(rowwise.network, model.discriminator_variables)
+        assert (plan is not None) == batched, case
+
+
+def test_a_clipped_and_noised_gan_step_is_the_same_through_either_pass():
+    """The whole private step of a `gan`, with most pairs clipped and noise on: through the batched
+    pass and through the per-example one, the same weights after it (the same noise, drawn from
+    the same seeds)."""
+    batched, per_example = tiny_model("gan", width=16, depth=2), tiny_model("gan", width=16, depth=2)
+    per_example._rowwise_pair_loss = lambda: None
+    for model in (batched, per_example):
+        model.discriminator_optimizer, model.generator_optimizer = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1)
+        model.build_optimizers()
+        model.make_private(dpsgd.Clipping(l2_norm_clip=0.05, noise_multiplier=1.0))
+    per_example.set_weights(batched.get_weights())
+    batch = {"x": spread((16, 2), 9)}
+    metrics = [tf.function(model.train_step)(batch) for model in (batched, per_example)]
+    assert 0 < float(metrics[0]["clipped_share"]) == pytest.approx(float(metrics[1]["clipped_share"]))
+    for left, right in zip(batched.get_weights(), per_example.get_weights()):
+        np.testing.assert_allclose(left, right, rtol=1e-4, atol=1e-6)
+
+
 CASES = {
     "gan": dict(name="gan"),
     "gan conditional, class head": dict(name="gan", num_classes=3, conditional=True, classifier_weight=0.5),

@@ -582,7 +582,7 @@ class AdversarialModel(GenerativeModel):
                       eps if eps is not None else tf.zeros_like(real[:, :1]))
             metrics.update(dpsgd.apply_private_gradients(
                 self._pair_loss, inputs, self.discriminator_variables, self.discriminator_optimizer, self.privacy,
-                self.seed_generator.next(), public=public,
+                self.seed_generator.next(), public=public, rowwise=self._rowwise_pair_loss(),
             ))
         else:
             apply_gradients(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
@@ -616,6 +616,23 @@ class AdversarialModel(GenerativeModel):
         outputs = self._discriminate(tf.concat([real_view, fake_view], axis=0),
                                      tf.concat([labels, labels], axis=0) if self.conditional else None, training=True)
         return self._discriminator_loss(outputs, real, fake, labels, eps)[0]
+
+    def _rowwise_pair_loss(self):
+        """`_pair_loss` as the discriminator on each pair's two rows (real view, then generated)
+        followed by `_discriminator_loss` of their outputs (`dpsgd.RowwiseLoss`), which lets DP-SGD
+        clip from one batched pass where the discriminator's layers allow it; None where the loss
+        reads the discriminator otherwise (the gradient penalty, on interpolated examples) or the
+        discriminator takes labels beside the rows."""
+        if self.conditional or self.loss_functions.uses_gradient_penalty:
+            return None
+
+        def rows(real_view, fake_view, *_):
+            return tf.stack([real_view, fake_view], axis=1)
+
+        def head(outputs, real_view, fake_view, real, fake, labels, eps):
+            return self._discriminator_loss(outputs, real, fake, None, eps)[0]
+
+        return dpsgd.RowwiseLoss(self.discriminator, rows, head)
 
     def private_networks(self):
         return [self.discriminator]
