@@ -124,6 +124,12 @@ def training_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def plain(function):
+    """`function` traced as written: it holds no Python control flow over tensors, so converting
+    it with AutoGraph would only cost time (a few hundred milliseconds the first time)."""
+    return tf.autograph.experimental.do_not_convert(function)
+
+
 def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1),
                        keys: tuple[str, ...] = ("x", "y"), then=None) -> tf.data.Dataset:
     """The endless stream of batches of `rows`' examples (`rows.Rows`) drawn by position: example
@@ -157,11 +163,12 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
     if rows.decode is None:
         wanted = {key: column for key, column in rows.tensors.items() if key in keys}
         return stream.batch(batch_size, drop_remainder=True).map(
-            lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()}),
+            plain(lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()})),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if rows.vectorised:
         return stream.batch(batch_size, drop_remainder=True).map(
-            lambda k: then(select(rows.example(shuffled(k)))), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            plain(lambda k: then(select(rows.example(shuffled(k))))), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
     examples = stream.map(lambda k: select(rows.example(shuffled(k[None])[0])),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return examples.batch(batch_size, drop_remainder=True).map(then, num_parallel_calls=tf.data.AUTOTUNE,

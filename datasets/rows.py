@@ -55,6 +55,9 @@ class Rows:
                             self.vectorised)
 
 
+# Rows decoded together when a pass over the examples of a vectorised decode reads them in order.
+DECODE_RUN = 1024
+
 # TensorFlow's kernels take CPU tensors aligned to this many bytes (Eigen's largest alignment).
 ALIGNMENT = 64
 
@@ -81,9 +84,16 @@ def rows_dataset(columns: dict[str, np.ndarray], decode: Callable[[dict], dict] 
     (`decode` and `vectorised` as `Rows` takes them)."""
     rows = Rows(columns, decode, vectorised)
     # Gathered from the tensors rather than sliced: an iterator over `from_tensor_slices` would
-    # copy the whole data once more.
-    dataset = tf.data.Dataset.range(rows.count).map(rows.example, num_parallel_calls=tf.data.AUTOTUNE,
-                                                    deterministic=True)
+    # copy the whole data once more. A vectorised decode runs on runs of rows, then split into
+    # examples: one expansion per example would make a pass over a large table take minutes.
+    if vectorised:
+        dataset = tf.data.Dataset.range(rows.count).batch(DECODE_RUN).map(
+            tf.autograph.experimental.do_not_convert(rows.example), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True).unbatch()
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(rows.count))
+    else:
+        dataset = tf.data.Dataset.range(rows.count).map(rows.example, num_parallel_calls=tf.data.AUTOTUNE,
+                                                        deterministic=True)
     _ROWS[dataset] = rows
     return dataset
 

@@ -262,8 +262,15 @@ def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
     longest = max((pc.max(pc.binary_length(column)).as_py() or 0 for column in table.columns), default=0)
     if [name.strip() for name in table.column_names] != header or longest > csv.field_size_limit():
         return text_columns(*read_csv(path))  # read_csv refuses cells as long as that (an unclosed quote)
-    columns = dict(zip(header, column_map(pc.utf8_trim_whitespace, table.columns)))
+    raw = table.columns
     del table
+
+    def trimmed(index):
+        column, raw[index] = raw[index], None  # each column's untrimmed text let go once trimmed
+        return pc.utf8_trim_whitespace(column)
+
+    columns = dict(zip(header, column_map(trimmed, range(len(header)))))
+    pa.default_memory_pool().release_unused()
     if len(header) == 1:  # a blank line in a file of one column is no row
         columns[header[0]] = pc.filter(columns[header[0]], pc.not_equal(columns[header[0]], ""))
     if not len(columns[header[0]]):
@@ -943,7 +950,7 @@ def fit(path: str, header, columns: dict, masks: dict, kinds: dict, label: str |
         kind = kinds[name]
         values = columns[name]
         spec = {"name": name, "kind": kind, "missing": bool(masks[name].any())}
-        present = values[~masks[name]]
+        present = values[~masks[name]] if spec["missing"] else values
         if kind in NUMERIC:  # only whether the column is constant is needed
             unique = present[:1] if present.min() == present.max() else present[:2]
         else:
@@ -1536,6 +1543,7 @@ def table_arrays(source, header, cells: dict, kinds, label, missing, fitted=None
         if kinds[name] == "continuous":  # the decimals the kept cells show
             columns[name + "\0tokens"] = present_cells(cells[name], masks[name] | ~keep)
     del cells
+    pa.default_memory_pool().release_unused()  # the text's buffers, back to the system
     if not keep.all():
         columns = {name: (value[keep] if isinstance(value, (np.ndarray, Coded)) else value)
                    for name, value in columns.items()}

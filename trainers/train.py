@@ -372,7 +372,12 @@ def check_options(model_name: str, options: dict) -> None:
 
 
 def class_counts(data, num_classes: int) -> list[int]:
-    """How many training examples each class has (one pass over the labels)."""
+    """How many training examples each class has: counted in the labels of data held as rows,
+    else in one pass over the labels."""
+    found = row_data.rows_of(data)
+    if found is not None and "y" in found.tensors:
+        labels = found.tensors["y"].numpy().astype(np.int64)
+        return [int(count) for count in np.bincount(labels, minlength=num_classes)[:num_classes]]
     counts = np.zeros(num_classes, np.int64)
     for labels in data.map(lambda example: example["y"]).batch(8192).as_numpy_iterator():
         counts += np.bincount(labels.astype(np.int64), minlength=num_classes)[:num_classes]
