@@ -383,6 +383,23 @@ def test_the_attack_catches_copies_and_not_fresh_samples():
     unseen = membership_inference(fresh, members, non_members, reference)
     assert caught["auc"] > 0.9 and caught["members"] == 300
     assert abs(unseen["auc"] - 0.5) < 0.06
+    assert caught["p_value"] < 1e-6 and unseen["p_value"] > 0.01
+    for result in (caught, unseen):
+        low, high = result["auc_interval"]
+        assert low <= result["auc"] <= high and high - low < 0.2
+
+
+def test_the_aucs_deviation_is_what_repeated_attacks_show():
+    from synthblend.trainers.measures.features import roc_auc, roc_auc_with_deviation
+
+    generator = np.random.default_rng(1)
+    truth = np.repeat([True, False], 100)
+    for shift in (0.0, 1.0):  # members scoring like non-members, then higher
+        aucs = [roc_auc(truth, generator.normal(size=200) + shift * truth) for _ in range(1000)]
+        deviations = [roc_auc_with_deviation(truth, generator.normal(size=200) + shift * truth)[1] for _ in range(50)]
+        assert abs(np.mean(deviations) - np.std(aucs)) < 0.15 * np.std(aucs)
+    scores = generator.normal(size=200)
+    assert roc_auc_with_deviation(truth, scores)[0] == pytest.approx(roc_auc(truth, scores), abs=1e-12)
 
 
 @pytest.mark.slow
