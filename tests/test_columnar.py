@@ -20,6 +20,8 @@ TEXTS = {
     "missing_tokens": "a,b\n1,NA\n,n/a\nNaN,nULl\nNone,?\n",
     "one_column": "a\n1\n\n  \n2\n",
     "wide_unicode": "name,city\nZoë,Zürich\n李,北京\n",
+    "crlf": "a,b\r\n1,x\r\n2,\"y\r\nz\"\r\n",
+    "whitespace_line": "a,b\n1,x\n   \n2,y\n",
 }
 
 
