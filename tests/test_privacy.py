@@ -406,7 +406,7 @@ def test_the_aucs_deviation_is_what_repeated_attacks_show():
 def test_the_audit_catches_a_vae_that_memorised_and_less_so_a_private_one(tmp_path):
     """A VAE trained 3,000 steps on 100 shapes images, plainly and with DP-SGD at epsilon 10: the
     attack's AUC at telling those 100 from 100 held-out images (measured: 0.73 and 0.57, then
-    0.70 and 0.56; about 4.3 minutes on 2 CPU cores)."""
+    0.70 and 0.56, then 0.72 and 0.57; 4.3 to 6.5 minutes on 2 CPU cores)."""
     import synthblend as sb
 
     x, _ = sb.load_data("shapes", "train")
