@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -129,11 +128,11 @@ def train_run(path: str, model_dir: str, steps: int) -> dict:
         lines.append(line)
         if re.match(r"step \d", line) and first is None:
             first = time.perf_counter() - started
-    process.wait()
-    if process.returncode != 0:
+    # This child's own usage: RUSAGE_CHILDREN would also count the measurements run before it.
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("".join(lines[-20:]))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"first_step_seconds": round(first, 1), "peak_mb": round(peak, 1)}
+    return {"first_step_seconds": round(first, 1), "peak_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
 def main() -> None:

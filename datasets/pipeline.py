@@ -124,12 +124,6 @@ def training_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def plain(function):
-    """`function` traced as written: it holds no Python control flow over tensors, so converting
-    it with AutoGraph would only cost time (a few hundred milliseconds the first time)."""
-    return tf.autograph.experimental.do_not_convert(function)
-
-
 def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1),
                        keys: tuple[str, ...] = ("x", "y"), then=None) -> tf.data.Dataset:
     """The endless stream of batches of `rows`' examples (`rows.Rows`) drawn by position: example
@@ -138,7 +132,8 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
     `count * batch_size` positions, the `index`-th run of `batch_size`: the workers' batches of a
     step together are the batch one process would draw. Rows held as arrays are gathered a batch
     at a time (one op per batch, not per example), and decoded so when their `decode` is
-    vectorised; rows with another `decode` are decoded one by one, in parallel. `then(batch)`, when given, transforms each gathered batch in the same step."""
+    vectorised; rows with another `decode` are decoded one by one, in parallel. `then(batch)`,
+    when given, transforms each gathered batch in the same step."""
     index, count = worker
     then = then or (lambda batch: batch)
     rows_count = tf.constant(rows.count, tf.int64)
@@ -163,11 +158,11 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
     if rows.decode is None:
         wanted = {key: column for key, column in rows.tensors.items() if key in keys}
         return stream.batch(batch_size, drop_remainder=True).map(
-            plain(lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()})),
+            row_data.plain(lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()})),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if rows.vectorised:
         return stream.batch(batch_size, drop_remainder=True).map(
-            plain(lambda k: then(select(rows.example(shuffled(k))))), num_parallel_calls=tf.data.AUTOTUNE,
+            row_data.plain(lambda k: then(select(rows.example(shuffled(k))))), num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True)
     examples = stream.map(lambda k: select(rows.example(shuffled(k[None])[0])),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -55,6 +55,12 @@ class Rows:
                             self.vectorised)
 
 
+def plain(function):
+    """`function` traced as written: it holds no Python control flow over tensors, so converting
+    it with AutoGraph would only cost time (a few hundred milliseconds the first time)."""
+    return tf.autograph.experimental.do_not_convert(function)
+
+
 # Rows decoded together when a pass over the examples of a vectorised decode reads them in order.
 DECODE_RUN = 1024
 
@@ -88,7 +94,7 @@ def rows_dataset(columns: dict[str, np.ndarray], decode: Callable[[dict], dict] 
     # examples: one expansion per example would make a pass over a large table take minutes.
     if vectorised:
         dataset = tf.data.Dataset.range(rows.count).batch(DECODE_RUN).map(
-            tf.autograph.experimental.do_not_convert(rows.example), num_parallel_calls=tf.data.AUTOTUNE,
+            plain(rows.example), num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True).unbatch()
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(rows.count))
     else:

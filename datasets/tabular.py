@@ -232,10 +232,8 @@ def check_header(path: str, first: list[str]) -> list[str]:
     return header
 
 
-# Each cell of a numeric column, as text: an integer within int64 when its digits are few enough
-# (19 digits may overflow, which the cast finds), a finite ASCII number (the cast finds overflow).
+# An integer cell as text: a sign and at most 19 ASCII digits (19 may overflow, which the cast finds).
 INTEGER_TEXT = r"^[+-]?[0-9]{1,19}$"
-NUMBER_TEXT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
@@ -258,7 +256,7 @@ def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
             path, parse_options=arrow_csv.ParseOptions(newlines_in_values=holds_quote(path)),
             convert_options=arrow_csv.ConvertOptions(column_types={name: pa.string() for name in first},
                                                      strings_can_be_null=False, null_values=[]))
-    except (pa.ArrowInvalid, OSError, ValueError):
+    except (pa.ArrowException, OSError, ValueError):
         return text_columns(*read_csv(path))
     longest = max((pc.max(pc.binary_length(column)).as_py() or 0 for column in table.columns), default=0)
     if [name.strip() for name in table.column_names] != header or longest > csv.field_size_limit():
@@ -346,8 +344,9 @@ def integer_values(tokens) -> np.ndarray | None:
 
 def number_values(tokens) -> np.ndarray | None:
     """float64 values of text cells when each is a finite number written in ASCII, else None.
-    Arrow's cast reads exactly the numbers `NUMBER_TEXT` describes, and infinities and NaN, which
-    the finite check refuses (`tests/test_tabular.py` checks the two agree)."""
+    Arrow's cast reads exactly the numbers Python's `float` reads from ASCII digits (a sign,
+    digits with one point, an exponent), and infinities and NaN, which the finite check refuses
+    (`tests/test_columnar.py` checks the two agree with `is_number`)."""
     tokens = text_array(tokens)
     try:
         values = as_numpy(pc.cast(tokens, pa.float64()))
@@ -927,7 +926,8 @@ def bad_number(path: str, name: str, kind: str, cells: list[str], mask) -> None:
     check = is_integer if kind == "integer" else is_number
     for number, (token, missing) in enumerate(zip(cells, mask), start=2):
         if not missing and not check(token):
-            what = "an integer of ASCII digits within int64" if kind == "integer" else "a finite number written in ASCII"
+            what = ("an integer of ASCII digits within int64" if kind == "integer"
+                    else "a finite number written in ASCII")
             raise DataError(f"{path}: line {number}, column {name!r}: {token!r} is not {what} "
                             f"(the column is {kind}; mark it \"categorical\" in --schema to keep text)")
     raise AssertionError(f"column {name!r} parsed as {kind} with no bad cell")
