@@ -120,6 +120,7 @@ NUMERIC = ("continuous", "integer", "datetime")
 MISSING_POLICIES = ("impute", "drop")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 BOOLEAN_PAIRS = (("false", "true"), ("no", "yes"), ("f", "t"), ("n", "y"), ("0", "1"))
+BOOLEAN_WORDS = frozenset(sum(BOOLEAN_PAIRS, ()))
 NUM_QUANTILES = 1000
 # Columns longer than this take their quantile knots from a sample of this many values.
 QUANTILE_SAMPLE = 200_000
@@ -232,15 +233,19 @@ def check_header(path: str, first: list[str]) -> list[str]:
     return header
 
 
+# Cells a column's first cells are parsed in before the whole column is.
+PROBE = 1000
+
 # An integer cell as text: a sign and at most 19 ASCII digits (19 may overflow, which the cast finds).
 INTEGER_TEXT = r"^[+-]?[0-9]{1,19}$"
 
 
-def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
-    """Header and columns of a CSV file, each column its cells as text (stripped), read by
-    pyarrow's multithreaded columnar reader: the file's text is held once, in Arrow buffers, and
-    everything after works on whole columns. A file that reader refuses (a row of another width,
-    text that is not UTF-8) or may misread is read by `read_csv`, whose errors name the line."""
+def read_columns(path: str, trim: bool = True) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
+    """Header and columns of a CSV file, each column its cells as text (stripped; with `trim`
+    False, as written, for `scan_column` to strip where needed), read by pyarrow's multithreaded
+    columnar reader: the file's text is held once, in Arrow buffers, and everything after works
+    on whole columns. A file that reader refuses (a row of another width, text that is not UTF-8)
+    or may misread is read by `read_csv`, whose errors name the line."""
     if not os.path.isfile(path):
         raise UsageError(f"dataset 'csv:{path}': no such file {path!r}; expected an existing CSV file")
     try:
@@ -259,10 +264,15 @@ def read_columns(path: str) -> tuple[list[str], dict[str, pa.ChunkedArray]]:
     except (pa.ArrowException, OSError, ValueError):
         return text_columns(*read_csv(path))
     longest = max((pc.max(pc.binary_length(column)).as_py() or 0 for column in table.columns), default=0)
+    table_rows = table.num_rows
     if [name.strip() for name in table.column_names] != header or longest > csv.field_size_limit():
         return text_columns(*read_csv(path))  # read_csv refuses cells as long as that (an unclosed quote)
     raw = table.columns
     del table
+    if not table_rows:
+        raise DataError(f"{path}: only a header row, no data rows")
+    if not trim and len(header) > 1:
+        return header, dict(zip(header, raw))
 
     def trimmed(index):
         column, raw[index] = raw[index], None  # each column's untrimmed text let go once trimmed
@@ -301,6 +311,22 @@ def text_array(cells) -> pa.ChunkedArray:
                             pa.string())
 
 
+def scan_column(cells) -> tuple[pa.ChunkedArray, np.ndarray, tuple[str, np.ndarray] | None]:
+    """`(text, missing, numbers)` of a column of cells as written: a column whose every cell is
+    an integer or a finite number (not words a boolean column holds) has no missing cell and no
+    cell to strip (the casts refuse spaces); it comes back as it is, with `numbers`, its
+    `(kind, values)`. Any other column comes back stripped, with its missing mask and None."""
+    cells = text_array(cells)
+    first = cells[0].as_py().strip().lower() if len(cells) else ""
+    if first and first not in BOOLEAN_WORDS:
+        for kind, read in (("integer", integer_values), ("continuous", number_values)):
+            values = read(cells)
+            if values is not None:
+                return cells, np.zeros(len(cells), bool), (kind, values)
+    cells = pc.utf8_trim_whitespace(cells)
+    return cells, missing_mask(cells), None
+
+
 def missing_mask(cells) -> np.ndarray:
     """Which cells are missing: empty or one of `MISSING_TOKENS`, in any case."""
     return as_numpy(pc.is_in(text_array(cells), value_set=MISSING_CASES))
@@ -321,6 +347,8 @@ def every(condition) -> bool:
 
 
 def present_cells(cells, mask: np.ndarray) -> pa.ChunkedArray:
+    if not np.any(mask):
+        return text_array(cells)
     return pc.filter(text_array(cells), pa.array(~np.asarray(mask, bool)))
 
 
@@ -329,6 +357,8 @@ def integer_values(tokens) -> np.ndarray | None:
     Arrow's cast reads these, and also hexadecimal (`0x1f`), which is refused here, but not a
     leading `+`, for which the cells are matched against `INTEGER_TEXT` and cast without it."""
     tokens = text_array(tokens)
+    if len(tokens) > PROBE and integer_values(tokens.slice(0, PROBE)) is None:
+        return None  # Arrow's cast reads every cell before it fails: the first few tell most columns
     try:
         values = as_numpy(pc.cast(tokens, pa.int64()))
     except pa.ArrowInvalid:
@@ -348,6 +378,8 @@ def number_values(tokens) -> np.ndarray | None:
     digits with one point, an exponent), and infinities and NaN, which the finite check refuses
     (`tests/test_columnar.py` checks the two agree with `is_number`)."""
     tokens = text_array(tokens)
+    if len(tokens) > PROBE and number_values(tokens.slice(0, PROBE)) is None:
+        return None
     try:
         values = as_numpy(pc.cast(tokens, pa.float64()))
     except pa.ArrowInvalid:
@@ -508,10 +540,9 @@ def infer_kind(tokens, parsed: dict | None = None) -> str:
     """The kind of a column from its non-missing cells (a list or an Arrow column of text); the
     values of a numeric column are put in `parsed` under its kind, when given."""
     tokens = text_array(tokens)
-    words = set(sum(BOOLEAN_PAIRS, ()))
-    if len(tokens) and tokens[0].as_py().lower() in words:
+    if len(tokens) and tokens[0].as_py().lower() in BOOLEAN_WORDS:
         lower = pc.utf8_lower(tokens)
-        if every(pc.is_in(lower, value_set=pa.array(sorted(words)))):
+        if every(pc.is_in(lower, value_set=pa.array(sorted(BOOLEAN_WORDS)))):
             values = set(pc.unique(lower).to_pylist())
             if len(values) == 2 and boolean_pair(values):
                 return "boolean"
@@ -714,8 +745,10 @@ def datetime_text(values: np.ndarray, spec: dict) -> list[str]:
 def resolve(path: str, header: list[str], cells: dict, masks: dict, options: Options,
             parsed: dict | None = None) -> tuple[dict, str | None, str]:
     """Kinds of the columns, the label column and the missing policy from the file's text
-    columns (`cells`, their missing `masks`) and the options. The values of inferred numeric
-    columns without missing cells go in `parsed` (name -> values), when given, to be parsed once."""
+    columns (`cells`, their missing `masks`) and the options. `parsed` (name -> `(kind, values)`)
+    holds the numeric columns already read (`scan_column`), whose kind is then not inferred again;
+    the values of other inferred numeric columns without missing cells are added, when given, to
+    be parsed once."""
     schema = read_schema(options.schema) if options.schema else {}
     overrides = {name: declared["kind"] for name, declared in declarations(schema).items()}
     for name in overrides:
@@ -740,9 +773,12 @@ def resolve(path: str, header: list[str], cells: dict, masks: dict, options: Opt
             raise DataError(f"{path}: column {name!r} has no values (every cell is missing); "
                             "remove it or mark it \"ignore\" in --schema")
         kinds[name] = overrides.get(name)
+    known = parsed if parsed is not None else {}
     inferred = [name for name in header if kinds[name] is None]
 
     def infer(name):
+        if name in known:
+            return known[name]
         found = {}
         kind = infer_kind(present_cells(cells[name], masks[name]) if masks[name].any() else cells[name], found)
         return kind, found.get(kind)
@@ -750,7 +786,7 @@ def resolve(path: str, header: list[str], cells: dict, masks: dict, options: Opt
     for name, (kind, values) in zip(inferred, column_map(infer, inferred)):
         kinds[name] = kind
         if parsed is not None and values is not None and not masks[name].any():
-            parsed[name] = values
+            parsed[name] = (kind, values)
     if label is not None:
         if kinds[label] == "ignore" or kinds[label] not in ("categorical", "boolean", "integer"):
             raise UsageError(f"label column {label!r} is {kinds[label]}; a label must be categorical, boolean "
@@ -1114,14 +1150,24 @@ def private_label(source: str, name: str, kind: str, column: dict, present: np.n
 
 def column_decimals(tokens) -> int | None:
     """Most decimals the column's cells (numbers as text) show (None when one uses exponent notation)."""
-    tokens = text_array(tokens)
-    if not len(tokens):
-        return 0
-    if any(pc.max(pc.find_substring(tokens, mark)).as_py() != -1 for mark in "eE"):
-        return None
-    point = as_numpy(pc.find_substring(tokens, "."))
-    length = as_numpy(pc.utf8_length(tokens))
-    return int(min(np.where(point >= 0, length - point - 1, 0).max(), MAX_DECIMALS))
+    most = 0
+    for chunk in text_array(tokens).chunks:  # read in the text's own buffers: offsets, then bytes
+        if not len(chunk) or chunk.buffers()[2] is None:
+            continue
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], width)[chunk.offset:chunk.offset + len(chunk) + 1]
+        text = np.frombuffer(chunk.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+        if (text == ord("e")).any() or (text == ord("E")).any():
+            return None
+        starts = np.zeros(len(text) + 1, bool)  # where a cell starts, and where the text ends
+        starts[offsets - offsets[0]] = True
+        points = np.flatnonzero(text == ord("."))
+        for decimals in range(1, MAX_DECIMALS + 1):  # the points with this many characters after them
+            points = points[~starts[points + decimals]]
+            if not len(points):
+                break
+            most = max(most, decimals)
+    return most
 
 
 def blocks_of(encoder: dict) -> tuple[tuple[str, int], ...]:
@@ -1495,7 +1541,12 @@ def load_csv(path: str, options: Options | dict | None = None, compact: bool = F
     `compact` `numbers` and `codes` (see `encode_compact`), and `y` (label indices, when there is
     a label column); `encoder` is fit on the file unless `options` is an already fitted encoder (a
     `DataSpec.table`), which is then reused."""
-    header, cells = read_columns(path)
+    header, cells = read_columns(path, trim=False)
+    scanned = column_map(scan_column, cells.values())
+    cells = {name: text for name, (text, _, _) in zip(header, scanned)}
+    masks = {name: mask for name, (_, mask, _) in zip(header, scanned)}
+    parsed = {name: numbers for name, (_, _, numbers) in zip(header, scanned) if numbers is not None}
+    del scanned
     fitted = options if isinstance(options, dict) else None
     if fitted is not None:
         kinds = {name: "ignore" for name in header}
@@ -1504,9 +1555,9 @@ def load_csv(path: str, options: Options | dict | None = None, compact: bool = F
                 raise DataError(f"{path}: has no column {spec['name']!r}, which the model was trained on")
             kinds[spec["name"]] = spec["kind"]
         label = fitted["label"]["name"] if fitted["label"] else None
-        return table_arrays(path, header, cells, kinds, label, fitted["missing"], fitted, compact=compact)
+        return table_arrays(path, header, cells, kinds, label, fitted["missing"], fitted, masks=masks,
+                            compact=compact, parsed=parsed)
     options = options or Options()
-    masks, parsed = dict(zip(cells, column_map(missing_mask, cells.values()))), {}
     kinds, label, missing, declared = resolve(path, header, cells, masks, options, parsed)
     return table_arrays(path, header, cells, kinds, label, missing, private=options.private, declared=declared,
                         masks=masks, compact=compact, parsed=parsed)
@@ -1521,7 +1572,8 @@ def table_arrays(source, header, cells: dict, kinds, label, missing, fitted=None
     `arrays` holds `x` (the encoding), or with `compact` `numbers` and `codes` (`encode_compact`);
     and `y`, the label's class indices, when there is a label. `cells` is emptied once its
     columns are parsed, so that their text is let go before the rows are encoded; `parsed`
-    holds the values of numeric columns already read (see `resolve`)."""
+    holds the numeric columns already read, name -> `(kind, values)` (see `resolve`): those
+    values are taken where the column is of that kind."""
     tokens, formats = encoder_tokens(fitted), {}
     if private is not None:
         tokens = {name: tuple(column["tokens"]) for name, column in declared.items() if "tokens" in column}
@@ -1531,6 +1583,7 @@ def table_arrays(source, header, cells: dict, kinds, label, missing, fitted=None
     cells = {name: text_array(column) for name, column in cells.items() if kinds[name] != "ignore"}
     given.clear()
     missing_cells = masks or dict(zip(cells, column_map(missing_mask, cells.values())))
+    parsed = {name: values for name, (kind, values) in (parsed or {}).items() if kinds.get(name) == kind}
     columns, masks = parse_columns(source, header, cells, missing_cells, kinds, label, tokens, formats, parsed)
     if label is not None:
         keep &= ~masks[label]

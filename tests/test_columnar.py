@@ -193,3 +193,50 @@ def test_missing_tokens_are_found_in_any_case():
     mask = tabular.missing_mask(tokens)
     assert mask.tolist() == [tabular.is_missing(token) for token in tokens]
     assert pc.sum(pa.array(mask)).as_py() == 12
+
+
+def test_a_scan_keeps_numeric_columns_as_written_and_strips_the_others():
+    padded = [" 1", "2 ", "3"]
+    text, mask, numbers = tabular.scan_column(padded)
+    assert text.to_pylist() == ["1", "2", "3"] and numbers is None and not mask.any()
+    text, mask, numbers = tabular.scan_column(["4", "-5", "+6"])
+    assert numbers[0] == "integer" and numbers[1].tolist() == [4, -5, 6] and not mask.any()
+    assert tabular.scan_column(["1.5", "2"])[2][0] == "continuous"
+    text, mask, numbers = tabular.scan_column(["NA", " x ", "3"])
+    assert numbers is None and mask.tolist() == [True, False, False] and text.to_pylist() == ["NA", "x", "3"]
+    # 0/1 columns are boolean words, left to the kind inference.
+    assert tabular.scan_column(["0", "1", "1"])[2] is None
+
+
+def test_a_column_whose_first_cells_are_numbers_is_still_read_whole():
+    many = [str(i) for i in range(3 * tabular.PROBE)]
+    assert tabular.integer_values(many) is not None
+    assert tabular.integer_values(many + ["x"]) is None and tabular.number_values(many + ["x"]) is None
+    assert tabular.integer_values(["x"] + many) is None
+    assert tabular.number_values(many[:-1] + ["0.5"])[-1] == 0.5
+    assert tabular.infer_kind(many + ["0.5"]) == "continuous"
+
+
+def test_decimals_are_read_from_the_texts_own_buffers():
+    assert tabular.column_decimals(["1.25", "3", "4.5"]) == 2
+    assert tabular.column_decimals(["1.", "2", ".5"]) == 1
+    assert tabular.column_decimals(["1e3", "2.5"]) is None
+    assert tabular.column_decimals(["0." + "1" * 12]) == tabular.MAX_DECIMALS
+    assert tabular.column_decimals([]) == 0
+    # A slice of a column, in two chunks: only its own cells count.
+    sliced = pa.array(["9.1234", "1.5", "2"]).slice(1)
+    assert tabular.column_decimals(pa.chunked_array([sliced, pa.array(["3.25"])])) == 2
+    assert tabular.column_decimals(pa.chunked_array([pa.array(["3.25"]), sliced])) == 2
+
+
+def test_a_table_loads_the_same_with_its_cells_padded(tmp_path):
+    rows_ = [(str(i % 7), f"{i * 0.25:.2f}", ["a", "b", "c"][i % 3], ["no", "yes"][i % 2]) for i in range(60)]
+    plain, padded = tmp_path / "plain.csv", tmp_path / "padded.csv"
+    plain.write_text("n,x,c,b\n" + "".join(",".join(row) + "\n" for row in rows_))
+    padded.write_text("n,x,c,b\n" + "".join(",".join(f" {cell}  " for cell in row) + "\n" for row in rows_))
+    (plain_arrays, plain_encoder), (padded_arrays, padded_encoder) = (
+        tabular.load_csv(str(path), tabular.Options(label="b")) for path in (plain, padded))
+    assert plain_encoder == padded_encoder
+    assert [spec["kind"] for spec in plain_encoder["columns"]] == ["integer", "continuous", "categorical"]
+    np.testing.assert_array_equal(plain_arrays["x"], padded_arrays["x"])
+    np.testing.assert_array_equal(plain_arrays["y"], padded_arrays["y"])
