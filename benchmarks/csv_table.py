@@ -8,10 +8,11 @@ reading the same file.
 decimals), three categorical (5, 12 and 40 values) and a label of three classes, about 50 bytes a
 row. Each measurement runs in a fresh process, so that one's memory does not count for another:
 
-- pandas: `pandas.read_csv(file)` after `import pandas`: its seconds, and the process's peak
-  resident memory (after the import, and in all).
-- the data side of training: after importing TensorFlow and the library and tracing one
-  `tf.data` function (TensorFlow's first trace costs about 0.3 s, whatever the data), `sources.load` of
+- pandas: `pandas.read_csv(file)` after `import pandas` (and a collection of its garbage): its
+  seconds, and the process's peak resident memory (after the import, and in all).
+- the data side of training: after importing TensorFlow and the library, tracing one `tf.data`
+  function and collecting the garbage the imports left (TensorFlow's first trace costs about 0.3 s,
+  and the first full collection about 0.2 s, whatever the data), `sources.load` of
   `csv:<file>` (read, kinds inferred, encoder fitted, rows encoded), the held-out share set aside
   as the train command does, and the first batch pulled from the training pipeline: its seconds,
   and the peak resident memory it reaches above what the process held before it started (the
@@ -71,8 +72,9 @@ def memory(field):
 """
 
 PANDAS = MEMORY + """
-import json, sys, time
+import gc, json, sys, time
 import pandas
+gc.collect()  # as for the library: the imports' garbage collected first
 before = memory("VmRSS")
 started = time.perf_counter()
 frame = pandas.read_csv(sys.argv[1])
@@ -82,13 +84,16 @@ print(json.dumps({"seconds": seconds, "peak_mb": memory("VmHWM"), "peak_above_st
 """
 
 LIBRARY = MEMORY + """
-import json, sys, time
+import gc, json, sys, time
 import tensorflow as tf
 from synthblend.datasets import pipeline, sources, tabular
 from synthblend.trainers import train
 # TensorFlow's runtime started and its first function traced, as before a run's data is read:
-# costs that do not depend on the data (about 0.3 s here for the first traced function).
+# costs that do not depend on the data (about 0.3 s here for the first traced function). The
+# objects the imports left are collected too: the first full collection, due whatever is done
+# next, takes about 0.2 s over the few hundred thousand objects TensorFlow's modules hold.
 next(iter(tf.data.Dataset.range(2).map(lambda i: tf.one_hot(i, 2))))
+gc.collect()
 before = memory("VmRSS")
 with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # the peak is counted from here

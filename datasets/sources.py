@@ -307,13 +307,10 @@ def hold_out(data: tf.data.Dataset, spec: DataSpec, share: float, seed: int = HO
     if not 1 <= held <= count - 1:
         raise UsageError(f"--holdout={share:g} of the {count} examples of {spec.name!r} holds out {held}; give a "
                          f"share that leaves at least one example on each side, or --holdout=0")
-    order = np.random.default_rng(seed).permutation(count)
-
-    def part(index):
-        return found.subset(np.sort(index))
-
-    return (part(order[held:]), dataclasses.replace(spec, num_examples=count - held),
-            part(order[:held]), dataclasses.replace(spec, num_examples=held))
+    chosen = np.zeros(count, bool)
+    chosen[np.random.default_rng(seed).permutation(count)[:held]] = True
+    return (found.subset(np.flatnonzero(~chosen)), dataclasses.replace(spec, num_examples=count - held),
+            found.subset(np.flatnonzero(chosen)), dataclasses.replace(spec, num_examples=held))
 
 
 def _image_range(name: str, x: np.ndarray) -> tuple[float, float]:

@@ -1222,11 +1222,24 @@ def column_quantiles(values: np.ndarray) -> list[float]:
     values = np.asarray(values, np.float64)
     levels = np.linspace(0, 1, min(NUM_QUANTILES, len(values)))
     if len(values) <= QUANTILE_SAMPLE:
-        return np.quantile(values, levels).tolist()
+        return sorted_quantiles(np.sort(values), levels).tolist()
     drawn = values[np.random.default_rng(0).integers(0, len(values), QUANTILE_SAMPLE)]
-    knots = np.quantile(drawn, levels)
+    knots = sorted_quantiles(np.sort(drawn), levels)
     knots[0], knots[-1] = values.min(), values.max()
     return knots.tolist()
+
+
+def sorted_quantiles(ordered: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """`np.quantile(ordered, levels)` of sorted values, as NumPy computes it (linear between the
+    order statistics, from the nearer one), by indexing: a sort is quicker than NumPy's selection
+    of a thousand order statistics."""
+    position = levels * (len(ordered) - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, len(ordered) - 1)
+    fraction = position - low
+    below, above = ordered[low], ordered[high]
+    step = above - below
+    return np.where(fraction >= 0.5, above - step * (1 - fraction), below + step * fraction)
 
 
 def to_normal(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
