@@ -20,6 +20,12 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="module")
+def dcgan_run(tmp_path_factory):
+    """A tiny unconditional DCGAN on shapes, shared by the tests that write their reports elsewhere."""
+    return trained(tmp_path_factory.mktemp("dcgan"), "--model=dcgan", "--dataset=shapes")
+
+
 def trained(tmp_path, *argv):
     model_dir = tmp_path / "run"
     code, _, err = run_train(*argv, f"--model_dir={model_dir}", *TINY)
@@ -65,10 +71,10 @@ def test_conditional_images_report_every_section_beside_its_floor(tmp_path, cach
     assert "frechet_distance" in out and "report.html" in out
 
 
-def test_the_classifier_is_cached_by_dataset_and_fingerprint(tmp_path, cache_dir):
-    model_dir = trained(tmp_path, "--model=dcgan", "--dataset=shapes")
-    run_evaluate(cache_dir, f"--model_dir={model_dir}")
-    first = read_report(model_dir / "evaluation")["classifier"]
+def test_the_classifier_is_cached_by_dataset_and_fingerprint(tmp_path, cache_dir, dcgan_run):
+    model_dir = dcgan_run
+    run_evaluate(cache_dir, f"--model_dir={model_dir}", f"--report_dir={tmp_path / 'first'}")
+    first = read_report(tmp_path / "first")["classifier"]
     cached = first["path"]
     stamp = os.path.getmtime(cached)
     run_evaluate(cache_dir, f"--model_dir={model_dir}", f"--report_dir={tmp_path / 'again'}")
@@ -117,15 +123,15 @@ def test_an_export_is_measured_like_its_model_dir(tmp_path, cache_dir):
         from_dir["reconstruction"]["mean_squared_error"], rel=1e-4)
 
 
-def test_inception_fid_runs_from_local_weights(tmp_path, cache_dir):
+def test_inception_fid_runs_from_local_weights(tmp_path, cache_dir, dcgan_run):
     weights = tmp_path / "inception.weights.h5"
     keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
                                    input_shape=(299, 299, 3)).save_weights(str(weights))
-    model_dir = trained(tmp_path, "--model=dcgan", "--dataset=shapes")
-    code, _, err = run_tool(evaluate.main, f"--model_dir={model_dir}", "--num_samples=12", "--real_examples=200",
-                            f"--cache_dir={cache_dir}", f"--inception_weights={weights}")
+    code, _, err = run_tool(evaluate.main, f"--model_dir={dcgan_run}", "--num_samples=10", "--real_examples=200",
+                            f"--cache_dir={cache_dir}", f"--inception_weights={weights}",
+                            f"--report_dir={tmp_path / 'report'}")
     assert code == 0, err
-    fid = read_report(model_dir / "evaluation")["inception_fid"]
+    fid = read_report(tmp_path / "report")["inception_fid"]
     assert np.isfinite(fid["synthetic"]) and np.isfinite(fid["real_floor"]) and fid["synthetic"] >= 0
 
 

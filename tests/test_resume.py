@@ -1,7 +1,8 @@
-"""Runs killed and resumed through the real train command, in subprocesses.
+"""Runs killed and resumed through the real train command: the runs that are killed or signalled
+in subprocesses, the runs they are compared with or resumed by in this process.
 
-These tests start TensorFlow four times each (several seconds per start on 2 shared CPU cores), so
-each takes about a minute: the price of killing a real process.
+Each subprocess starts TensorFlow (several seconds per start on 2 shared CPU cores): the price of
+killing a real process.
 """
 
 import json
@@ -16,8 +17,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 GAN = ["--model=gan", "--dataset=ring", "--batch_size=16", "--latent_dim=4", "--width=8", "--depth=1",
        "--sample_every=1000", "--ema_decay=0.9"]
 
@@ -46,6 +49,16 @@ def run_until(argv, pattern):
     return lines
 
 
+def train_here(model_dir, *flags):
+    """Runs the train command in this process; returns its stdout."""
+    from conftest import run_tool
+    from synthblend.trainers import train
+
+    code, out, err = run_tool(train.main, f"--model_dir={model_dir}", *flags)
+    assert code == 0, err
+    return out
+
+
 def lock_record(model_dir):
     with open(os.path.join(model_dir, ".lock")) as file:
         return json.load(file)
@@ -56,12 +69,21 @@ def final_variables(model_dir):
 
     The iterator's state is an opaque variant tensor that the reader cannot convert; it is
     listed as None (identical weights after the resumed steps show that the batches were too).
+    The object graph is listed without the variables' Python names (`adam_2/iteration`), which
+    count the objects the process made before.
     """
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     reader = tf.train.load_checkpoint(path)
     dtypes = reader.get_variable_to_dtype_map()
-    return path, {name: None if dtype == tf.variant else reader.get_tensor(name)
-                  for name, dtype in dtypes.items() if not name.startswith("save_counter")}
+    values = {name: None if dtype == tf.variant else reader.get_tensor(name)
+              for name, dtype in dtypes.items() if not name.startswith("save_counter")}
+    if OBJECT_GRAPH in values:
+        graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(values[OBJECT_GRAPH])
+        for node in graph.nodes:
+            for attribute in node.attributes:
+                attribute.ClearField("full_name")
+        values[OBJECT_GRAPH] = graph.SerializeToString(deterministic=True)
+    return path, values
 
 
 DCGAN = ["--model=dcgan", "--dataset=shapes", "--batch_size=8", "--latent_dim=4", "--width=8",
@@ -73,16 +95,14 @@ def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_pat
     flags = [*model, "--deterministic", "--train_steps=40", "--steps_per_call=5", "--log_every=5",
              "--checkpoint_every=10", "--keep_checkpoints=5"]
     whole = tmp_path / "whole"
-    subprocess.run(command(whole, *flags), cwd=ROOT, check=True, capture_output=True, env=environment())
+    train_here(whole, *flags)
     resumed = tmp_path / "resumed"
     # Killed mid-way between checkpoints (step 15: resumes at 10 and redoes 10-15), then right
     # after a checkpoint step's progress line (step 30), then run to the end.
     run_until(command(resumed, *flags), r"step 15/40")
     lines = run_until(command(resumed, *flags), r"step 30/40")
     assert any(line.startswith("resumed from") and line.rstrip().endswith("at step 10") for line in lines)
-    finished = subprocess.run(command(resumed, *flags), cwd=ROOT, check=True, capture_output=True, text=True,
-                              env=environment())
-    assert "resumed from" in finished.stdout
+    assert "resumed from" in train_here(resumed, *flags)
     whole_path, expected = final_variables(whole)
     resumed_path, actual = final_variables(resumed)
     assert os.path.basename(whole_path) == os.path.basename(resumed_path) == "ckpt-40"
@@ -98,8 +118,7 @@ def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_pat
 def test_sigterm_in_a_long_call_saves_the_step_reached_and_resumes(tmp_path):
     flags = [*GAN, "--steps_per_call=100000", "--log_every=100000", "--checkpoint_every=100000"]
     model_dir = tmp_path / "run"
-    subprocess.run(command(model_dir, *flags, "--train_steps=10"), cwd=ROOT, check=True, capture_output=True,
-                   env=environment())
+    train_here(model_dir, *flags, "--train_steps=10")
     process = subprocess.Popen(command(model_dir, *flags, "--train_steps=100000"), cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=environment())
     for line in process.stdout:
@@ -127,9 +146,8 @@ def test_sigterm_in_a_long_call_saves_the_step_reached_and_resumes(tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(f"ckpt-{step}")
     assert not (model_dir / ".lock").exists()
     print(f"SIGTERM at step ~{step}: exited {latency:.2f}s after the signal")
-    again = subprocess.run(command(model_dir, *flags, f"--train_steps={step + 5}"), cwd=ROOT, check=True,
-                           capture_output=True, text=True, env=environment())
-    assert f"at step {step}" in again.stdout and f"trained to step {step + 5}" in again.stdout
+    again = train_here(model_dir, *flags, f"--train_steps={step + 5}")
+    assert f"at step {step}" in again and f"trained to step {step + 5}" in again
 
 
 def test_a_streamed_image_folder_resumes_bit_identically_and_its_checkpoint_holds_no_images(tmp_path, monkeypatch):
