@@ -5,8 +5,11 @@ Data held as rows (arrays in memory, or file paths decoded as they are drawn; se
 `index_shuffle(p mod N)` of a permutation seeded by (seed, epoch p div N), so every epoch is a new
 permutation of all N rows, and where the stream stands is the one number p. The iterator is
 then checkpointed symbolically, as that position (`tf.data.Options.experimental_symbolic_checkpoint`):
-a checkpoint holds no examples, however large the data. Other sources (tfds) are cached in memory
-when they fit, shuffled through a buffer, and checkpointed with that buffer.
+a checkpoint holds no examples, however large the data. Rows gathered a batch at a time (arrays
+and tables, without augmentation) can also be drawn inside the training step itself
+(`batch_draw`, which the loop uses on one replica): the same batches, without a `tf.data`
+iterator's hand-over per batch, and the position is a variable of the run. Other sources (tfds)
+are cached in memory when they fit, shuffled through a buffer, and checkpointed with that buffer.
 
 Scaling is an affine map per feature, `model = (data - offset) / factor`, chosen from the
 `DataSpec`: bounded data (images) maps its `value_range` onto the model's range (e.g. [-1, 1]
@@ -17,6 +20,7 @@ for a tanh generator); unbounded vectors are standardised with the spec's `loc` 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -83,7 +87,7 @@ def training_dataset(
     `shard(dataset)` keeps this worker's share of the examples, before caching and shuffling
     (`trainers.distribute.input_fn`); `batch_size` is then the batch of one replica.
     """
-    rows = row_data.rows_of(dataset)
+    rows, draw = row_data.rows_of(dataset), None
 
     def scaled(batch):
         return {**batch, "x": scale.encode(batch["x"])}
@@ -93,8 +97,10 @@ def training_dataset(
         worker = (getattr(shard, "index", 0), getattr(shard, "count", 1))
         share = batch_size * getattr(shard, "replicas", 1)
         # Without augmentation (which works in data space) the batch is scaled where it is gathered.
-        dataset = positional_batches(rows, seed=seed, worker=worker, batch_size=share, keys=keys,
-                                     then=scaled if augmentation is None else None)
+        then = scaled if augmentation is None else None
+        dataset = positional_batches(rows, seed=seed, worker=worker, batch_size=share, keys=keys, then=then)
+        if augmentation is None and share == batch_size:
+            draw = positional_draw(rows, seed=seed, worker=worker, batch_size=share, keys=keys, then=then)
         if share != batch_size:  # one batch per replica of this worker
             dataset = dataset.unbatch().batch(batch_size, drop_remainder=True)
     else:
@@ -121,27 +127,21 @@ def training_dataset(
     # symbolic restore would draw the batches that were prefetched again, from seed states
     # already moved on; their checkpoint holds those few batches instead.
     options.experimental_symbolic_checkpoint = rows is not None and augmentation is None
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    if draw is not None:
+        _DRAWS[dataset] = (draw, batch_size)
+    return dataset
 
 
-def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1),
-                       keys: tuple[str, ...] = ("x", "y"), then=None) -> tf.data.Dataset:
-    """The endless stream of batches of `rows`' examples (`rows.Rows`) drawn by position: example
-    p of the whole run's stream is row `index_shuffle(p mod N, (seed, p div N))`, each epoch a new
-    permutation of the N rows. Worker `index` of `count` takes, of each global batch of
-    `count * batch_size` positions, the `index`-th run of `batch_size`: the workers' batches of a
-    step together are the batch one process would draw. Rows held as arrays are gathered a batch
-    at a time (one op per batch, not per example), and decoded so when their `decode` is
-    vectorised; rows with another `decode` are decoded one by one, in parallel. `then(batch)`,
-    when given, transforms each gathered batch in the same step."""
+def stream_rows(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1)):
+    """`shuffled(k)`: the row numbers of this worker's stream entries `k` (a vector), as
+    `positional_batches` describes."""
     index, count = worker
-    then = then or (lambda batch: batch)
     rows_count = tf.constant(rows.count, tf.int64)
     seed = tf.constant(seed, tf.int64)
     width, share = tf.constant(count * batch_size, tf.int64), tf.constant(batch_size, tf.int64)
 
     def shuffled(k):
-        """Row numbers of stream entries `k` (a vector) of this worker."""
         position = (k // share) * width + index * share + k % share
         epoch = position // rows_count
         # The raw op takes one [3] seed per index; `tf.random.experimental.index_shuffle` pads a
@@ -151,23 +151,88 @@ def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, i
         return tf.raw_ops.RandomIndexShuffle(index=position % rows_count, seed=seeds, max_index=rows_count - 1,
                                              rounds=4)
 
-    def select(drawn):
-        return {key: drawn[key] for key in keys if key in drawn}
+    return shuffled
 
-    stream = tf.data.Dataset.range(2**62)
+
+def positional_draw(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1),
+                    keys: tuple[str, ...] = ("x", "y"), then=None):
+    """`draw(k)`: the batch of this worker's stream entries `k` (a vector of `batch_size` stream
+    indices), gathered from the rows' tensors in one op per column (and decoded, when the rows'
+    decode is vectorised), then transformed by `then`; None when the rows are decoded one example
+    at a time (image files)."""
+    shuffled = stream_rows(rows, seed=seed, batch_size=batch_size, worker=worker)
+    then = then or (lambda batch: batch)
     if rows.decode is None:
         wanted = {key: column for key, column in rows.tensors.items() if key in keys}
-        return stream.batch(batch_size, drop_remainder=True).map(
-            row_data.plain(lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()})),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return row_data.plain(lambda k: then({key: tf.gather(column, shuffled(k)) for key, column in wanted.items()}))
     if rows.vectorised:
-        return stream.batch(batch_size, drop_remainder=True).map(
-            row_data.plain(lambda k: then(select(rows.example(shuffled(k))))), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True)
-    examples = stream.map(lambda k: select(rows.example(shuffled(k[None])[0])),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return examples.batch(batch_size, drop_remainder=True).map(then, num_parallel_calls=tf.data.AUTOTUNE,
+        return row_data.plain(lambda k: then({key: value for key, value in rows.example(shuffled(k)).items()
+                                              if key in keys}))
+    return None
+
+
+def positional_batches(rows, *, seed: int, batch_size: int, worker: tuple[int, int] = (0, 1),
+                       keys: tuple[str, ...] = ("x", "y"), then=None) -> tf.data.Dataset:
+    """The endless stream of batches of `rows`' examples (`rows.Rows`) drawn by position: example
+    p of the whole run's stream is row `index_shuffle(p mod N, (seed, p div N))`, each epoch a new
+    permutation of the N rows. Worker `index` of `count` takes, of each global batch of
+    `count * batch_size` positions, the `index`-th run of `batch_size`: the workers' batches of a
+    step together are the batch one process would draw. Rows held as arrays are gathered a batch
+    at a time (`positional_draw`, one op per batch, not per example), and decoded so when their
+    `decode` is vectorised; rows with another `decode` are decoded one by one, in parallel.
+    `then(batch)`, when given, transforms each gathered batch in the same step."""
+    stream = tf.data.Dataset.range(2**62)
+    draw = positional_draw(rows, seed=seed, batch_size=batch_size, worker=worker, keys=keys, then=then)
+    if draw is not None:
+        return stream.batch(batch_size, drop_remainder=True).map(draw, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                 deterministic=True)
+    shuffled = stream_rows(rows, seed=seed, batch_size=batch_size, worker=worker)
+    examples = stream.map(lambda k: {key: value for key, value in rows.example(shuffled(k[None])[0]).items()
+                                     if key in keys}, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return examples.batch(batch_size, drop_remainder=True).map(then or (lambda batch: batch),
+                                                                num_parallel_calls=tf.data.AUTOTUNE,
                                                                 deterministic=True)
+
+
+class BatchDraw(tf.Module):
+    """The batches of a `training_dataset` of rows drawn by position, drawn inside the training
+    step instead of through a `tf.data` iterator: `next(draw)` gathers the batch at the stream's
+    position from the rows held as tensors and moves the position on, in the graph of the step
+    that calls it. For small models a `tf.data` iterator's hand-over of each batch is a large
+    share of the step; here a batch costs its gather. The stream is the dataset's, batch for
+    batch. Its position (`position`, the stream entries drawn) is all a checkpoint holds of the
+    data; `skip(n)` moves it past `n` batches."""
+
+    def __init__(self, draw, batch_size: int):
+        super().__init__(name="batch_draw")
+        self._draw = draw
+        self.batch_size = batch_size
+        self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = self.position.assign_add(self.batch_size) - self.batch_size
+        return self._draw(start + tf.range(self.batch_size, dtype=tf.int64))
+
+    def skip(self, num_batches) -> None:
+        self.position.assign_add(tf.cast(num_batches, tf.int64) * self.batch_size)
+
+
+# Training datasets whose batches a `BatchDraw` can draw in the step: dataset -> (draw, batch size).
+_DRAWS: "weakref.WeakKeyDictionary[tf.data.Dataset, tuple]" = weakref.WeakKeyDictionary()
+
+
+def batch_draw(dataset) -> BatchDraw | None:
+    """A new `BatchDraw` of the batches `dataset` yields, at the stream's start, when
+    `training_dataset` made it from rows that are gathered a batch at a time (arrays, tables)
+    without augmentation; None for any other dataset."""
+    try:
+        made = _DRAWS.get(dataset)
+    except TypeError:
+        return None
+    return None if made is None else BatchDraw(*made)
 
 
 def evaluation_dataset(dataset: tf.data.Dataset, *, batch_size: int, scale: Scaling,

@@ -303,3 +303,37 @@ def test_a_shuffle_buffer_for_data_drawn_by_position_is_refused(tmp_path):
     code, _, err = run_train("--model=gan", "--dataset=ring", "--shuffle_buffer=100", f"--model_dir={tmp_path / 'r'}",
                              *TINY)
     assert code == 2 and "--shuffle_buffer=100 changes nothing: 'ring' is drawn as a new permutation" in err, err
+
+
+def test_one_replica_draws_the_datasets_batches_inside_the_step_and_saves_only_its_position(tmp_path):
+    """Rows gathered a batch at a time are drawn inside the compiled step (`BatchDraw`): the same
+    batches as the dataset yields, in order; a checkpoint holds the position it reached, from
+    which a new draw continues. Augmented data and other datasets keep their `tf.data` iterator."""
+    from synthblend.datasets import rows
+    from synthblend.trainers import distribute
+
+    data = rows.rows_dataset({"x": np.arange(10)[:, None].astype(np.float32), "y": np.arange(10)})
+    spec = DataSpec(name="toy", shape=(1,), value_range=None, loc=(1.0,), scale=(2.0,), num_examples=10)
+    stream = pipeline.training_dataset(data, spec, batch_size=4, scale=pipeline.scaling(spec, None), seed=3)
+    expected = list(stream.take(6))
+    draw, share = distribute.worker_iterator(tf.distribute.get_strategy(), stream)
+    assert isinstance(draw, pipeline.BatchDraw) and share is None
+
+    pull = tf.function(lambda: next(draw))
+    for batch in expected[:3]:
+        drawn = pull()
+        assert set(drawn) == set(batch)
+        for key in batch:
+            np.testing.assert_array_equal(drawn[key].numpy(), batch[key].numpy())
+    path = tf.train.Checkpoint(iterator=draw).write(str(tmp_path / "ckpt"))
+    assert {name for name, _ in tf.train.list_variables(path)} == {
+        "iterator/position/.ATTRIBUTES/VARIABLE_VALUE", "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    resumed = pipeline.batch_draw(stream)
+    tf.train.Checkpoint(iterator=resumed).read(path).assert_consumed()
+    resumed.skip(1)
+    np.testing.assert_array_equal(next(resumed)["y"].numpy(), expected[4]["y"].numpy())
+
+    augmented = pipeline.training_dataset(data, spec, batch_size=4, scale=pipeline.scaling(spec, None), seed=3,
+                                          augmentation=lambda x, training: x)
+    assert pipeline.batch_draw(augmented) is None and pipeline.batch_draw(tf.data.Dataset.range(3)) is None
+    assert isinstance(distribute.worker_iterator(tf.distribute.get_strategy(), augmented)[0], tf.data.Iterator)

@@ -35,6 +35,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from synthblend.datasets import pipeline
 from synthblend.zoo.registry import DataError, UsageError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -180,15 +181,24 @@ def worker_iterator(strategy: tf.distribute.Strategy, dataset):
     dataset is iterated by a plain `tf.data` iterator (which can: exact resume saves it) over
     groups of one per-replica batch per local replica, in the order
     `distribute_datasets_from_function` would hand them out; each replica takes its batch from
-    the group. A TPU gets `distribute_datasets_from_function`'s iterator.
+    the group. A TPU gets `distribute_datasets_from_function`'s iterator. On one replica, the
+    batches of rows that the pipeline gathers a batch at a time come from a `pipeline.BatchDraw`,
+    which the step calls like an iterator and which draws them inside it.
     """
+    replicas = strategy.num_replicas_in_sync
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    if replicas == 1 and not tpu:
+        # One replica: rows drawn by position are drawn inside the step (`pipeline.BatchDraw`).
+        batches = dataset if isinstance(dataset, tf.data.Dataset) else dataset(tf.distribute.InputContext())
+        draw = pipeline.batch_draw(batches)
+        if draw is not None:
+            return draw, None
+        if not isinstance(dataset, tf.data.Dataset):
+            return iter(batches), None
     if isinstance(dataset, tf.data.Dataset):
         return iter(strategy.experimental_distribute_dataset(dataset)), None
-    if isinstance(strategy, tf.distribute.TPUStrategy):
+    if tpu:
         return iter(strategy.distribute_datasets_from_function(dataset)), None
-    replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
-        return iter(dataset(tf.distribute.InputContext())), None
     local = len(strategy.extended.worker_devices)
     batches = dataset(tf.distribute.InputContext(replicas // local, worker_index(strategy), replicas))
     first = worker_index(strategy) * local

@@ -10,7 +10,8 @@ everything around the step:
   each worker's iterator over its shard of the data (`trainers.distribute`);
 - a `tf.train.CheckpointManager` that saves every `checkpoint_every` steps and at the end, keeps
   the last `keep_checkpoints`, and resumes from the newest readable checkpoint in `model_dir`
-  (the step, the model, its optimizers and random streams, the EMA and the input iterator);
+  (the step, the model, its optimizers and random streams, the EMA and the input iterator, or
+  the position of batches drawn inside the step: `datasets.pipeline.BatchDraw`);
 - an exponential moving average of the sampling network's weights, used for pictures;
 - TensorBoard scalars and images, PNG pictures every `sample_every` steps from fixed noise (a
   fixed seed, so pictures are comparable over time), and a progress line;
@@ -35,6 +36,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from synthblend.datasets import pipeline
 from synthblend.trainers import distribute
 from synthblend.trainers.lifecycle import Stopped, signal_name
 from synthblend.trainers.progress import progress_bar
@@ -165,9 +167,10 @@ class Trainer:
         self._input = dataset
         self.iterator, self._share = distribute.worker_iterator(self.strategy, dataset)
         # The input iterator is part of the run: a resumed run continues with the next batch
-        # (its shuffle buffer included) instead of starting the data over. TensorFlow's
-        # distributed iterators (a TPU's) cannot be saved; those runs resume the data afresh.
-        if isinstance(self.iterator, tf.data.Iterator):
+        # (its shuffle buffer included, or the position of batches drawn in the step) instead of
+        # starting the data over. TensorFlow's distributed iterators (a TPU's) cannot be saved;
+        # those runs resume the data afresh.
+        if isinstance(self.iterator, (tf.data.Iterator, pipeline.BatchDraw)):
             checkpoint.iterator = self.iterator
         self.checkpoints = distribute.checkpoint_manager(
             self.strategy, checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), self.config.keep_checkpoints
@@ -213,7 +216,10 @@ class Trainer:
         return done, {name: total / tf.cast(done, total.dtype) for name, total in sums.items()}
 
     def _skip_batches(self, iterator, num_batches):
-        """Draws `num_batches` batches from `iterator` and drops them."""
+        """Draws `num_batches` batches from `iterator` and drops them (moves a `BatchDraw` past them)."""
+        if isinstance(iterator, pipeline.BatchDraw):
+            iterator.skip(num_batches)
+            return
         for _ in tf.range(num_batches):
             next(iterator)
 
@@ -255,12 +261,17 @@ class Trainer:
     def _restore_from(self, path: str) -> None:
         """Restores checkpoint `path`, all of it but the optional parts it lacks (with a warning)."""
         checkpoint = self.checkpoints.checkpoint
-        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+        names = [name for name, _ in tf.train.list_variables(path)]
+        saved = {name.split("/")[0] for name in names}
         missing = {part: getattr(checkpoint, part) for part in OPTIONAL_PARTS
                    if hasattr(checkpoint, part) and part not in saved}
         replaced = False
         if hasattr(checkpoint, "iterator") and "iterator" not in missing:
+            # The state this input's iterator saves: a `BatchDraw`'s position, a `tf.data` iterator's state.
+            state = "iterator/position/" if isinstance(checkpoint.iterator, pipeline.BatchDraw) else "iterator/.ATTRIBUTES/"
             try:
+                if not any(name.startswith(state) for name in names):
+                    raise tf.errors.NotFoundError(None, None, f"{path} holds no {state} state")
                 tf.train.Checkpoint(iterator=checkpoint.iterator).read(path).expect_partial()
             except tf.errors.OpError:
                 # Saved by another input pipeline (e.g. a shuffle buffer then, rows drawn by
