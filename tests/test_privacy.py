@@ -199,7 +199,7 @@ def test_the_gan_takes_the_batched_pass_where_its_discriminator_allows():
     for case, (settings, batched) in cases.items():
         settings = dict(settings)
         model = tiny_model(settings.pop("name"), **settings)
-        rowwise = model._rowwise_pair_loss()
+        rowwise = model._rowwise_real_loss()
         plan = None if rowwise is None else dpsgd.dense_plan(rowwise.network, model.discriminator_variables)
         assert (plan is not None) == batched, case
 
@@ -209,7 +209,7 @@ def test_a_clipped_and_noised_gan_step_is_the_same_through_either_pass():
     pass and through the per-example one, the same weights after it (the same noise, drawn from
     the same seeds)."""
     batched, per_example = tiny_model("gan", width=16, depth=2), tiny_model("gan", width=16, depth=2)
-    per_example._rowwise_pair_loss = lambda: None
+    per_example._rowwise_real_loss = lambda: None
     for model in (batched, per_example):
         model.discriminator_optimizer, model.generator_optimizer = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1)
         model.build_optimizers()
@@ -220,6 +220,29 @@ def test_a_clipped_and_noised_gan_step_is_the_same_through_either_pass():
     assert 0 < float(metrics[0]["clipped_share"]) == pytest.approx(float(metrics[1]["clipped_share"]))
     for left, right in zip(batched.get_weights(), per_example.get_weights()):
         np.testing.assert_allclose(left, right, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("settings", [{}, dict(num_classes=3, conditional=True, classifier_weight=0.5)],
+                         ids=["gan", "gan conditional, class head"])
+def test_a_private_gan_step_reads_the_real_examples_only_through_their_clipped_gradients(settings):
+    """With the clip norm near 0 and no noise, what the real examples say is clipped away: the
+    discriminator's update is then the generated half's alone (unclipped: it reads the private
+    weights and public noise and labels), the same whatever the real examples and their labels,
+    and not nothing."""
+    first = tiny_model("gan", **settings)
+    updates = []
+    for seed, labels in ((1, [0, 1, 2, 0, 1, 2]), (2, [2, 2, 2, 1, 1, 0])):
+        model = tiny_model("gan", **settings)
+        model.discriminator_optimizer, model.generator_optimizer = keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0)
+        model.build_optimizers()
+        model.set_weights(first.get_weights())
+        model.make_private(dpsgd.Clipping(l2_norm_clip=1e-9, noise_multiplier=0.0))
+        before = [w.numpy() for w in model.discriminator_variables]
+        tf.function(model.train_step)({"x": spread((6, 2), seed), "y": tf.constant(labels, tf.int32)})
+        updates.append([w.numpy() - b for w, b in zip(model.discriminator_variables, before)])
+    assert any(np.abs(update).max() > 1e-4 for update in updates[0])
+    for left, right in zip(*updates):
+        np.testing.assert_allclose(left, right, atol=1e-7)
 
 
 CASES = {
@@ -252,6 +275,11 @@ def test_without_noise_and_with_an_infinite_clip_norm_the_private_step_is_the_pl
     batch = batch_for(plain)
     private.set_weights(plain.get_weights())
     private.make_private(dpsgd.Clipping(l2_norm_clip=1e9, noise_multiplier=0.0))
+    if settings.get("conditional") and hasattr(private, "_generated_labels"):
+        # A private step generates equal blocks of every class (no real label decides its
+        # unclipped generated half); the plain step is given the same classes to compare with.
+        assert not np.array_equal(private._generated_labels(batch["y"]), batch["y"])
+        plain._generated_labels = private._generated_labels
     networks = private.private_networks()
     before = [w.numpy() for network in networks for w in network.trainable_weights]
     plain_metrics = tf.function(plain.train_step)(batch)

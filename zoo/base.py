@@ -548,9 +548,10 @@ class AdversarialModel(GenerativeModel):
         labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
         latents = self.latents(tf.shape(real)[0])
         private = self.privacy is not None
+        fake_labels = self._generated_labels(labels)
         with tf.GradientTape(persistent=True) as tape:
-            fake = self.generate(latents, labels, training=True)
-            both_labels = tf.concat([labels, labels], axis=0) if self.conditional else None
+            fake = self.generate(latents, fake_labels, training=True)
+            both_labels = tf.concat([labels, fake_labels], axis=0) if self.conditional else None
             both = tf.concat([real, fake], axis=0)
             if self.diffaugment:
                 both = diffaugment_module.diff_augment(both, self.diffaugment.split(","), self.seed_generator)
@@ -563,7 +564,7 @@ class AdversarialModel(GenerativeModel):
             metrics["generator_loss"] = generator_loss
             if self.classifier_weight > 0:
                 _, fake_classes = tf.split(outputs["class_logits"], 2, axis=0)
-                fake_error = losses.classification_loss(labels, fake_classes)
+                fake_error = losses.classification_loss(fake_labels, fake_classes)
                 generator_loss += self.classifier_weight * fake_error
                 metrics["fake_classification_loss"] = fake_error
             _, fake_features = tf.split(outputs["features"], 2, axis=0)
@@ -572,9 +573,28 @@ class AdversarialModel(GenerativeModel):
                 discriminator_loss += auxiliary
                 generator_loss += auxiliary
                 metrics.update(auxiliary_metrics)
-        if private:
-            # Each real example with its generated partner is one DP-SGD example; the auxiliary
-            # term reads only generated samples (`make_private` checks) and goes unclipped.
+            if private and self._generated_term_public():
+                # The generated half of the discriminator's loss, differentiated through the
+                # generated examples' logits only (every loss here is a sum of a real and a generated part).
+                real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
+                public_loss = self.loss_functions.discriminator(tf.stop_gradient(real_logits), fake_logits)
+                if auxiliary is not None:
+                    public_loss += auxiliary
+        if private and self._generated_term_public():
+            # Each real example is one DP-SGD example. The generated half of the loss and the
+            # auxiliary term (which reads only generated samples: `make_private` checks) are
+            # functions of the already private weights and of public noise and labels: unclipped.
+            views = tf.split(both, 2, axis=0)
+            metrics.update(dpsgd.apply_private_gradients(
+                self._real_loss, (views[0], labels if self.conditional else tf.zeros_like(real[:, :1])),
+                self.discriminator_variables, self.discriminator_optimizer, self.privacy, self.seed_generator.next(),
+                public=dpsgd.public_gradients(tape, public_loss, self.discriminator_variables),
+                rowwise=self._rowwise_real_loss(),
+            ))
+        elif private:
+            # With a gradient penalty, which reads real and generated examples together, each real
+            # example with its generated partner is one DP-SGD example; the auxiliary term reads
+            # only generated samples and goes unclipped.
             public = None if auxiliary is None else dpsgd.public_gradients(tape, auxiliary, self.discriminator_variables)
             views = tf.split(both, 2, axis=0)
             inputs = (views[0], tf.stop_gradient(views[1]), real, tf.stop_gradient(fake),
@@ -582,7 +602,7 @@ class AdversarialModel(GenerativeModel):
                       eps if eps is not None else tf.zeros_like(real[:, :1]))
             metrics.update(dpsgd.apply_private_gradients(
                 self._pair_loss, inputs, self.discriminator_variables, self.discriminator_optimizer, self.privacy,
-                self.seed_generator.next(), public=public, rowwise=self._rowwise_pair_loss(),
+                self.seed_generator.next(), public=public,
             ))
         else:
             apply_gradients(tape, discriminator_loss, self.discriminator_variables, self.discriminator_optimizer)
@@ -608,6 +628,54 @@ class AdversarialModel(GenerativeModel):
             metrics["real_classification_loss"] = real_error
         return loss, metrics
 
+    def _generated_term_public(self) -> bool:
+        """Whether a private step leaves the generated half of the discriminator's loss out of
+        per-example clipping: the generated examples
+        come from the generator, trained only through the private discriminator, and from public
+        noise, so that half's gradient spends no privacy; every real example's clipped gradient
+        then carries only what it says about the data. Not with a gradient penalty, whose
+        interpolated examples mix a real example with a generated one."""
+        return self.privacy is not None and not self.loss_functions.uses_gradient_penalty
+
+    def _generated_labels(self, labels):
+        """The classes of the step's generated examples: the real examples' own, or, where the
+        generated half goes unclipped (`_generated_term_public`), equal blocks of every class, so
+        that no real example's label decides an unclipped term."""
+        if labels is None or not self._generated_term_public():
+            return labels
+        return self.sample_labels(tf.shape(labels)[0])
+
+    def _real_loss(self, real_view, labels):
+        """The real half of `_discriminator_loss` on a batch of one real example (as the
+        discriminator sees it, after DiffAugment), with its class term: the loss of one DP-SGD
+        example where the generated half goes unclipped (`_generated_term_public`)."""
+        outputs = self._discriminate(real_view, labels if self.conditional else None, training=True)
+        return self._real_part(outputs, labels)
+
+    def _real_part(self, outputs, labels):
+        """The real half of the discriminator's loss from its `outputs` on real examples alone:
+        the loss with constant generated logits, whose part is then a constant."""
+        logits = outputs["logits"]
+        loss = self.loss_functions.discriminator(logits, tf.zeros_like(logits))
+        if self.classifier_weight > 0:
+            loss += self.classifier_weight * losses.classification_loss(labels, outputs["class_logits"])
+        return loss
+
+    def _rowwise_real_loss(self):
+        """`_real_loss` as the discriminator on each real example's row followed by `_real_part`
+        (`dpsgd.RowwiseLoss`, for DP-SGD's batched pass); None where the discriminator takes labels
+        beside the rows or the loss reads them otherwise (a gradient penalty)."""
+        if self.conditional or self.loss_functions.uses_gradient_penalty:
+            return None
+
+        def rows(real_view, _):
+            return real_view[:, None]
+
+        def head(outputs, real_view, labels):
+            return self._real_part(outputs, None)
+
+        return dpsgd.RowwiseLoss(self.discriminator, rows, head)
+
     def _pair_loss(self, real_view, fake_view, real, fake, labels, eps):
         """`_discriminator_loss` on batches of one real example and one generated (`_view`s: as
         the discriminator sees them, after DiffAugment): the loss of one DP-SGD example, whose
@@ -616,23 +684,6 @@ class AdversarialModel(GenerativeModel):
         outputs = self._discriminate(tf.concat([real_view, fake_view], axis=0),
                                      tf.concat([labels, labels], axis=0) if self.conditional else None, training=True)
         return self._discriminator_loss(outputs, real, fake, labels, eps)[0]
-
-    def _rowwise_pair_loss(self):
-        """`_pair_loss` as the discriminator on each pair's two rows (real view, then generated)
-        followed by `_discriminator_loss` of their outputs (`dpsgd.RowwiseLoss`), which lets DP-SGD
-        clip from one batched pass where the discriminator's layers allow it; None where the loss
-        reads the discriminator otherwise (the gradient penalty, on interpolated examples) or the
-        discriminator takes labels beside the rows."""
-        if self.conditional or self.loss_functions.uses_gradient_penalty:
-            return None
-
-        def rows(real_view, fake_view, *_):
-            return tf.stack([real_view, fake_view], axis=1)
-
-        def head(outputs, real_view, fake_view, real, fake, labels, eps):
-            return self._discriminator_loss(outputs, real, fake, None, eps)[0]
-
-        return dpsgd.RowwiseLoss(self.discriminator, rows, head)
 
     def private_networks(self):
         return [self.discriminator]
