@@ -21,7 +21,8 @@ from synthblend.trainers.loop import Trainer, TrainerConfig  # noqa: E402
 
 GLOBAL_BATCH = 8
 CASES = {
-    "gan": dict(model="gan", width=8, depth=1, latent_dim=4),
+    # The generator moves at the second step only: its update is taken in a branch on every replica.
+    "gan": dict(model="gan", width=8, depth=1, latent_dim=4, discriminator_steps=2),
     "gan_gp_conditional_ac": dict(model="gan", width=8, depth=1, latent_dim=4, loss="wasserstein_gp",
                                   conditional=True, num_classes=3, classifier_weight=0.5),
     "vae": dict(model="vae", likelihood="gaussian", latent_dim=3, width=8, depth=1),

@@ -218,3 +218,21 @@ def test_image_models_take_128x128_images(name, channels):
                      if network is not None)
     widest = max(max(weight.shape[-2:]) for weight in generator.weights if len(weight.shape) == 4)
     assert widest == 4 * networks.DCGAN_MAX_MULTIPLE  # 4x4x64 at width 4, not 4x4x128
+
+
+def test_the_generator_moves_once_every_discriminator_steps_and_a_bad_count_is_refused():
+    model = tiny_model("gan", discriminator_steps=3)
+    model.build_optimizers()
+    step = tf.function(model.train_step)
+    batch = {"x": tf.random.stateless_normal((8, *model.data_shape), [1, 2])}
+    moved = []
+    for _ in range(6):
+        before = [[w.numpy() for w in network.trainable_weights] for network in (model.generator, model.discriminator)]
+        step(batch)
+        moved.append(tuple(any(not np.array_equal(b, w.numpy()) for b, w in zip(weights, network.trainable_weights))
+                           for weights, network in zip(before, (model.generator, model.discriminator))))
+    assert moved == [(False, True), (False, True), (True, True)] * 2
+    assert zoo.get("gan").from_config(model.get_config()).discriminator_steps == 3
+    for bad in (0, 1.5):
+        with pytest.raises(zoo.registry.UsageError, match=f"discriminator_steps={bad} must be a positive integer"):
+            tiny_model("gan", discriminator_steps=bad)

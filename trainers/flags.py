@@ -407,6 +407,8 @@ MODEL_OPTIONS = (
     declare(flags.DEFINE_string, "diffaugment", None,
         "DiffAugment policies for GANs on images (gan, dcgan, infogan): any of color,translation,cutout "
         "('' for none)."),
+    declare(flags.DEFINE_integer, "discriminator_steps", None, "GANs: discriminator updates per generator update "
+        "(1 to 1000; more help under differential privacy).", lower_bound=1, upper_bound=1000),
     declare(finite(above=0.0), "generator_learning_rate", None, "Adam learning rate of the generator (> 0)."),
     declare(finite(above=0.0), "discriminator_learning_rate", None, "Adam learning rate of the discriminator (> 0)."),
     declare(finite(lower=0.0, below=1.0), "beta_1", None, "Adam beta_1, in [0, 1)."),

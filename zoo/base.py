@@ -401,7 +401,8 @@ class AdversarialModel(GenerativeModel):
     Conditional models feed the generator a learned label embedding concatenated to its noise,
     and give the discriminator a projection head (Miyato & Koyama 2018): the logit gains the
     inner product of a learned label embedding with the trunk's features. Generated examples
-    take the labels of the real batch, so classes are seen in the data's proportions. With
+    take the labels of the real batch, so classes are seen in the data's proportions (in a
+    differentially private step, equal blocks of every class: `_generated_labels`). With
     `classifier_weight` > 0 the discriminator also gets an auxiliary classifier head (AC-GAN,
     Odena et al. 2017), trained on the real examples' labels; the generator is rewarded when
     that head recognises the class it was asked for, which makes samples of each class
@@ -416,6 +417,10 @@ class AdversarialModel(GenerativeModel):
         (`zoo.diffaugment`): the discriminator sees real and generated images through the
         same kind of random differentiable transform.
       generator_learning_rate, discriminator_learning_rate, beta_1, beta_2: Adam settings.
+      discriminator_steps: discriminator updates per generator update (the generator moves at
+        every `discriminator_steps`-th step, by the mean of its gradients since its last move). Under differential privacy the noise weakens the
+        discriminator, and more of its steps per generator step restore the balance (Bie et al.,
+        "Private GANs, revisited", TMLR 2023).
     """
 
     def __init__(
@@ -430,6 +435,7 @@ class AdversarialModel(GenerativeModel):
         discriminator_learning_rate=2e-4,
         beta_1=0.5,
         beta_2=0.999,
+        discriminator_steps=1,
         **kwargs,
     ):
         super().__init__(data_shape, **kwargs)
@@ -445,6 +451,9 @@ class AdversarialModel(GenerativeModel):
                 f"classifier_weight={classifier_weight} needs a conditional model and a non-negative value"
             )
         self.classifier_weight = float(classifier_weight)
+        if int(discriminator_steps) != discriminator_steps or discriminator_steps < 1:
+            raise UsageError(f"discriminator_steps={discriminator_steps} must be a positive integer")
+        self.discriminator_steps = int(discriminator_steps)
         policies = diffaugment_module.parse(diffaugment)
         self.diffaugment = ",".join(policies)
         if policies and len(self.data_shape) != 3:
@@ -456,7 +465,13 @@ class AdversarialModel(GenerativeModel):
         self.loss_functions = losses.GAN_LOSSES[loss]
         self.generator = self._generator()
         self.discriminator = self._discriminator()
-        self.generator_optimizer = self.adam(self.generator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2)
+        # With several discriminator steps per generator step, the generator's optimizer gathers
+        # its gradients and moves once every `discriminator_steps` steps, by their mean (Keras'
+        # gradient accumulation: the same under a distribution strategy, where a branch around
+        # the update could not synchronise the replicas).
+        accumulation = {"gradient_accumulation_steps": self.discriminator_steps} if self.discriminator_steps > 1 else {}
+        self.generator_optimizer = self.adam(self.generator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
+                                             **accumulation)
         self.discriminator_optimizer = self.adam(
             self.discriminator_learning_rate, beta_1=self.beta_1, beta_2=self.beta_2
         )
@@ -700,4 +715,5 @@ class AdversarialModel(GenerativeModel):
             "discriminator_learning_rate": self.discriminator_learning_rate,
             "beta_1": self.beta_1,
             "beta_2": self.beta_2,
+            "discriminator_steps": self.discriminator_steps,
         }
