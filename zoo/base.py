@@ -418,9 +418,10 @@ class AdversarialModel(GenerativeModel):
         same kind of random differentiable transform.
       generator_learning_rate, discriminator_learning_rate, beta_1, beta_2: Adam settings.
       discriminator_steps: discriminator updates per generator update (the generator moves at
-        every `discriminator_steps`-th step, by the mean of its gradients since its last move). Under differential privacy the noise weakens the
-        discriminator, and more of its steps per generator step restore the balance (Bie et al.,
-        "Private GANs, revisited", TMLR 2023).
+        every `discriminator_steps`-th step, by the mean of its gradients since its last move).
+        Under differential privacy the noise weakens the discriminator, and more of its steps
+        per generator step restore the balance over long runs (Bie et al. 2023, "Private GANs,
+        revisited").
     """
 
     def __init__(
