@@ -308,3 +308,34 @@ def test_pipeline_that_cannot_be_saved_still_checkpoints_and_resumes(tmp_path):
     resumed = trainer(tmp_path)
     assert resumed.restore() == 10
     assert any("holds no iterator state" in line for line in resumed.lines)
+
+
+def test_a_position_and_an_iterator_state_each_resume_only_their_own_input(tmp_path):
+    """Rows drawn inside the step save their position; a run in the same folder over a `tf.data`
+    iterator (another input pipeline) restores everything else and starts the data order over,
+    with a warning, and so does a run drawing in the step again from that iterator's checkpoint."""
+    from synthblend.datasets import pipeline, rows
+    from synthblend.datasets.sources import DataSpec
+
+    data = rows.rows_dataset({"x": np.arange(8, dtype=np.float32)[:, None]})
+    spec = DataSpec(name="toy", shape=(1,), value_range=None, loc=(0.0,), scale=(1.0,), num_examples=8)
+
+    def run(dataset):
+        lines = []
+        config = TrainerConfig(steps_per_call=5, checkpoint_every=5, log_every=5, sample_every=100)
+        return Trainer(Counter(), dataset, str(tmp_path), config, log=lines.append), lines
+
+    def stream():
+        return pipeline.training_dataset(data, spec, batch_size=4, scale=pipeline.scaling(spec, None), seed=0)
+
+    drawn, _ = run(stream())
+    assert isinstance(drawn.iterator, pipeline.BatchDraw)
+    drawn.train(5)
+    iterated, lines = run(stream().with_options(tf.data.Options()))  # not the pipeline's own: iterated
+    assert isinstance(iterated.iterator, tf.data.Iterator)
+    assert iterated.restore() == 5
+    assert any("ckpt-5 holds no iterator state this input pipeline can read" in line for line in lines)
+    iterated.train(10)
+    again, lines = run(stream())
+    assert again.restore() == 10
+    assert any("ckpt-10 holds no iterator state this input pipeline can read" in line for line in lines)
