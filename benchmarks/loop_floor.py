@@ -72,11 +72,13 @@ def main(argv):
     machine = benchmark.machine_description()
     print(f"{machine['processor']}, {machine['cpu_count']} CPUs, TensorFlow {machine['tensorflow']}, "
           f"Keras {machine['keras']}")
+    accepted = [name for name, workload in benchmark.WORKLOADS.items() if workload.model == "gan"]
+    for name in WORKLOADS.value:  # all checked before any is measured
+        if name not in accepted:
+            raise SystemExit(f"--workloads: {name!r} is not an MLP GAN workload of benchmark.py "
+                             f"(one of {', '.join(accepted)})")
     with tempfile.TemporaryDirectory() as folder:
         for name in WORKLOADS.value:
-            if name not in benchmark.WORKLOADS or benchmark.WORKLOADS[name].model != "gan":
-                raise SystemExit(f"--workloads: {name!r} is not an MLP GAN workload of benchmark.py "
-                                 f"(one of {', '.join(k for k, w in benchmark.WORKLOADS.items() if w.model == 'gan')})")
             runs = variants(name, os.path.join(folder, name))
             for run_steps in runs.values():
                 run_steps(STEPS.value)  # warm-up: tracing and the pipeline's start

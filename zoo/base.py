@@ -564,6 +564,7 @@ class AdversarialModel(GenerativeModel):
         labels = tf.cast(batch["y"], tf.int32) if self.conditional else None
         latents = self.latents(tf.shape(real)[0])
         private = self.privacy is not None
+        public_half = self._generated_term_public()
         fake_labels = self._generated_labels(labels)
         with tf.GradientTape(persistent=True) as tape:
             fake = self.generate(latents, fake_labels, training=True)
@@ -589,14 +590,14 @@ class AdversarialModel(GenerativeModel):
                 discriminator_loss += auxiliary
                 generator_loss += auxiliary
                 metrics.update(auxiliary_metrics)
-            if private and self._generated_term_public():
+            if public_half:
                 # The generated half of the discriminator's loss, differentiated through the
                 # generated examples' logits only (every loss here is a sum of a real and a generated part).
                 real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
                 public_loss = self.loss_functions.discriminator(tf.stop_gradient(real_logits), fake_logits)
                 if auxiliary is not None:
                     public_loss += auxiliary
-        if private and self._generated_term_public():
+        if public_half:
             # Each real example is one DP-SGD example. The generated half of the loss and the
             # auxiliary term (which reads only generated samples: `make_private` checks) are
             # functions of the already private weights and of public noise and labels: unclipped.
@@ -646,11 +647,11 @@ class AdversarialModel(GenerativeModel):
 
     def _generated_term_public(self) -> bool:
         """Whether a private step leaves the generated half of the discriminator's loss out of
-        per-example clipping: the generated examples
-        come from the generator, trained only through the private discriminator, and from public
-        noise, so that half's gradient spends no privacy; every real example's clipped gradient
-        then carries only what it says about the data. Not with a gradient penalty, whose
-        interpolated examples mix a real example with a generated one."""
+        per-example clipping (False for a plain step): the generated examples come from the
+        generator, trained only through the private discriminator, and from public noise, so that
+        half's gradient spends no privacy; every real example's clipped gradient then carries only
+        what it says about the data. Not with a gradient penalty, whose interpolated examples mix
+        a real example with a generated one."""
         return self.privacy is not None and not self.loss_functions.uses_gradient_penalty
 
     def _generated_labels(self, labels):
