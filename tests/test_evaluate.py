@@ -44,7 +44,8 @@ def read_report(folder):
         return json.load(file)
 
 
-def test_conditional_images_report_every_section_beside_its_floor(tmp_path, cache_dir):
+def test_conditional_images_report_every_section_beside_its_floor(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(evaluate, "USEFULNESS_STEPS", 12)
     model_dir = trained(tmp_path, "--model=dcgan", "--dataset=shapes", "--conditional")
     out = run_evaluate(cache_dir, f"--model_dir={model_dir}")
     folder = model_dir / "evaluation"
@@ -58,7 +59,8 @@ def test_conditional_images_report_every_section_beside_its_floor(tmp_path, cach
     assert 1.0 <= report["classes"]["classifier_score"]["real_floor"] <= 4.0
     assert set(report["conditional"]["per_class"]) == {"circle", "square", "triangle", "cross"}
     usefulness = report["usefulness"]
-    assert usefulness["examples"] == 40 and 0 <= usefulness["train_on_synthetic_test_on_real"] <= 1
+    assert usefulness["examples"] == 40 and usefulness["classifier_steps"] == 12
+    assert 0 <= usefulness["train_on_synthetic_test_on_real"] <= 1
     memorisation = report["memorisation"]
     assert 0 <= memorisation["share_closer_than_holdout_5th_percentile"] <= 1
     assert len(memorisation["closest_pairs"]) == 8

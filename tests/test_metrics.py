@@ -30,3 +30,9 @@ def test_classifier_learns_shapes_from_data_space_inputs():
     batch = next(iter(test.batch(400)))
     predicted = measures.classifier.predict_classes(model, batch["x"].numpy())  # raw uint8 pixel values
     assert np.mean(predicted == batch["y"].numpy()) > 0.5  # chance is 0.25
+
+
+def test_classifier_trains_the_batches_asked_for_over_repeated_examples():
+    dataset, spec = sources.load("shapes")
+    model = measures.classifier.train_classifier(dataset.take(20), spec, batch_size=8, steps=7)
+    assert int(model.optimizer.iterations) == 7  # more than the 3 batches of one pass

@@ -64,6 +64,24 @@ def test_clipping_bounds_what_one_example_moves_the_update():
     assert float(metrics["clipped_share"]) >= 1 / 9
 
 
+def test_a_loss_of_two_terms_clips_each_to_half_the_norm():
+    """An example whose loss has two terms moves the sum by each term's gradient clipped to C / 2:
+    a small term keeps its share beside a large one, and the example still moves it by at most C."""
+    kernel = tf.Variable(tf.ones((3, 1)))
+    clip = 0.5
+
+    def loss(row):
+        large = 1000.0 * tf.reduce_sum(row @ kernel)  # gradient 1000 row
+        small = 0.01 * tf.reduce_sum(tf.square(kernel[0]))  # gradient 0.02 along the first weight
+        return large, small
+
+    row = tf.constant([[0.0, 3.0, 4.0]])
+    gradients, metrics = dpsgd.private_gradients(loss, (row,), [kernel], dpsgd.Clipping(clip, 0.0), [1, 2])
+    expected = np.array([[0.02], [0.15], [0.2]])  # the large term's (0, 3000, 4000) at norm 0.25; the small one's whole
+    np.testing.assert_allclose(gradients[0].numpy(), expected, rtol=1e-5)
+    assert float(tf.norm(gradients[0])) <= clip and float(metrics["clipped_share"]) == 1.0
+
+
 def dense_discriminator(layers):
     """A small functional discriminator: rows of 3 features through `layers`, to one logit."""
     inputs = keras.Input((3,))
@@ -199,7 +217,7 @@ def test_the_gan_takes_the_batched_pass_where_its_discriminator_allows():
     for case, (settings, batched) in cases.items():
         settings = dict(settings)
         model = tiny_model(settings.pop("name"), **settings)
-        rowwise = model._rowwise_real_loss()
+        rowwise = model._rowwise_loss(model._real_part)
         plan = None if rowwise is None else dpsgd.dense_plan(rowwise.network, model.discriminator_variables)
         assert (plan is not None) == batched, case
 
@@ -209,7 +227,7 @@ def test_a_clipped_and_noised_gan_step_is_the_same_through_either_pass():
     pass and through the per-example one, the same weights after it (the same noise, drawn from
     the same seeds)."""
     batched, per_example = tiny_model("gan", width=16, depth=2), tiny_model("gan", width=16, depth=2)
-    per_example._rowwise_real_loss = lambda: None
+    per_example._rowwise_loss = lambda part: None
     for model in (batched, per_example):
         model.discriminator_optimizer, model.generator_optimizer = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1)
         model.build_optimizers()
@@ -225,10 +243,11 @@ def test_a_clipped_and_noised_gan_step_is_the_same_through_either_pass():
 @pytest.mark.parametrize("settings", [{}, dict(num_classes=3, conditional=True, classifier_weight=0.5)],
                          ids=["gan", "gan conditional, class head"])
 def test_a_private_gan_step_reads_the_real_examples_only_through_their_clipped_gradients(settings):
-    """With the clip norm near 0 and no noise, what the real examples say is clipped away: the
-    discriminator's update is then the generated half's alone (unclipped: it reads the private
-    weights and public noise and labels), the same whatever the real examples and their labels,
-    and not nothing."""
+    """Without noise, two batches whose real examples and labels all differ move the discriminator
+    by updates at most 2 C apart (each real example's clipped gradient weighs at most C / batch;
+    the generated half reads the private weights and public noise and labels, the same in both),
+    while each update, generated examples clipped too, is at most 2 C and not nothing."""
+    clip = 1e-3
     first = tiny_model("gan", **settings)
     updates = []
     for seed, labels in ((1, [0, 1, 2, 0, 1, 2]), (2, [2, 2, 2, 1, 1, 0])):
@@ -236,13 +255,14 @@ def test_a_private_gan_step_reads_the_real_examples_only_through_their_clipped_g
         model.discriminator_optimizer, model.generator_optimizer = keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0)
         model.build_optimizers()
         model.set_weights(first.get_weights())
-        model.make_private(dpsgd.Clipping(l2_norm_clip=1e-9, noise_multiplier=0.0))
+        model.make_private(dpsgd.Clipping(l2_norm_clip=clip, noise_multiplier=0.0))
         before = [w.numpy() for w in model.discriminator_variables]
-        tf.function(model.train_step)({"x": spread((6, 2), seed), "y": tf.constant(labels, tf.int32)})
-        updates.append([w.numpy() - b for w, b in zip(model.discriminator_variables, before)])
-    assert any(np.abs(update).max() > 1e-4 for update in updates[0])
-    for left, right in zip(*updates):
-        np.testing.assert_allclose(left, right, atol=1e-7)
+        metrics = tf.function(model.train_step)({"x": spread((6, 2), seed), "y": tf.constant(labels, tf.int32)})
+        assert float(metrics["clipped_share"]) > 0.5
+        updates.append(np.concatenate([(w.numpy() - b).ravel() for w, b in zip(model.discriminator_variables, before)]))
+    for update in updates:
+        assert clip / 100 < np.linalg.norm(update) <= 2 * clip * (1 + 1e-4)
+    assert np.linalg.norm(updates[0] - updates[1]) <= 2 * clip * (1 + 1e-4)
 
 
 CASES = {

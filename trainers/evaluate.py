@@ -51,6 +51,9 @@ from synthblend.trainers.sample import class_labels
 from synthblend.zoo.registry import DataError, UsageError
 
 REPORT_FOLDER = "evaluation"
+# Training batches of each usefulness classifier (`usefulness`): what the domain classifier gets
+# from 5 epochs of 20,000 examples, so that train-on-real on a few thousand examples is not cut short.
+USEFULNESS_STEPS = 800
 # Gaussian mixtures whose modes are known: name -> (centres, standard deviation).
 MIXTURES = {
     "ring": (embedded.ring_centers, embedded.RING_STD),
@@ -181,17 +184,21 @@ def flat(data: np.ndarray, spec: DataSpec) -> np.ndarray:
     return (data - np.asarray(spec.loc, np.float32)) / np.asarray(spec.scale, np.float32)
 
 
-def usefulness(spec, synthetic, synthetic_labels, train, holdout) -> dict:
+def usefulness(spec, synthetic, synthetic_labels, train, holdout, steps: int = None) -> dict:
     """Accuracy on the real held-out data of the classifier trained on synthetic data (TSTR)
-    and on as many real training examples (TRTR)."""
+    and on as many real training examples (TRTR), each for `steps` batches (default
+    `USEFULNESS_STEPS`) whatever the number of examples, so that neither is cut short."""
     count = len(synthetic)
+    steps = steps or USEFULNESS_STEPS
 
     def accuracy(x, y):
-        model = measures.classifier.train_classifier(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}), spec)
+        model = measures.classifier.train_classifier(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}), spec,
+                                                     steps=steps)
         return float(np.mean(measures.classifier.predict_classes(model, holdout["x"]) == holdout["y"]))
 
     return {
         "examples": count,
+        "classifier_steps": steps,
         "train_on_synthetic_test_on_real": accuracy(synthetic.astype(np.float32), synthetic_labels),
         "train_on_real_test_on_real": accuracy(train["x"][:count].astype(np.float32), train["y"][:count]),
     }

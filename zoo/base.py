@@ -590,23 +590,24 @@ class AdversarialModel(GenerativeModel):
                 discriminator_loss += auxiliary
                 generator_loss += auxiliary
                 metrics.update(auxiliary_metrics)
-            if public_half:
-                # The generated half of the discriminator's loss, differentiated through the
-                # generated examples' logits only (every loss here is a sum of a real and a generated part).
-                real_logits, fake_logits = tf.split(outputs["logits"], 2, axis=0)
-                public_loss = self.loss_functions.discriminator(tf.stop_gradient(real_logits), fake_logits)
-                if auxiliary is not None:
-                    public_loss += auxiliary
         if public_half:
-            # Each real example is one DP-SGD example. The generated half of the loss and the
-            # auxiliary term (which reads only generated samples: `make_private` checks) are
-            # functions of the already private weights and of public noise and labels: unclipped.
+            # Each real example is one DP-SGD example. The generated half of the loss (every loss
+            # here is a sum of a real and a generated part) and the auxiliary term (which reads only
+            # generated samples: `make_private` checks) are functions of the already private
+            # weights and of public noise and labels: no noise. Each generated example's gradient
+            # is clipped as a real one's adversarial term is (to the clip norm's share of that
+            # term, `_real_loss`), so that the two halves weigh as in the plain step.
             views = tf.split(both, 2, axis=0)
+            share = self.privacy.l2_norm_clip / (2 if self.classifier_weight > 0 else 1)
+            public = dpsgd.clipped_mean_gradients(
+                self._fake_loss, (tf.stop_gradient(views[1]), fake_labels if self.conditional else tf.zeros_like(real[:, :1])),
+                self.discriminator_variables, share, rowwise=self._rowwise_loss(self._fake_part))
+            if auxiliary is not None:
+                public = [p + a for p, a in zip(public, dpsgd.public_gradients(tape, auxiliary, self.discriminator_variables))]
             metrics.update(dpsgd.apply_private_gradients(
                 self._real_loss, (views[0], labels if self.conditional else tf.zeros_like(real[:, :1])),
                 self.discriminator_variables, self.discriminator_optimizer, self.privacy, self.seed_generator.next(),
-                public=dpsgd.public_gradients(tape, public_loss, self.discriminator_variables),
-                rowwise=self._rowwise_real_loss(),
+                public=public, rowwise=self._rowwise_loss(self._real_part),
             ))
         elif private:
             # With a gradient penalty, which reads real and generated examples together, each real
@@ -646,18 +647,19 @@ class AdversarialModel(GenerativeModel):
         return loss, metrics
 
     def _generated_term_public(self) -> bool:
-        """Whether a private step leaves the generated half of the discriminator's loss out of
-        per-example clipping (False for a plain step): the generated examples come from the
+        """Whether a private step takes the generated half of the discriminator's loss apart from
+        the real examples' (False for a plain step): the generated examples come from the
         generator, trained only through the private discriminator, and from public noise, so that
-        half's gradient spends no privacy; every real example's clipped gradient then carries only
-        what it says about the data. Not with a gradient penalty, whose interpolated examples mix
-        a real example with a generated one."""
+        half's gradient spends no privacy and gets no noise (each generated example is still
+        clipped, to keep the halves' weights); every real example's clipped gradient then carries
+        only what it says about the data. Not with a gradient penalty, whose interpolated examples
+        mix a real example with a generated one."""
         return self.privacy is not None and not self.loss_functions.uses_gradient_penalty
 
     def _generated_labels(self, labels):
         """The classes of the step's generated examples: the real examples' own, or, where the
-        generated half goes unclipped (`_generated_term_public`), equal blocks of every class, so
-        that no real example's label decides an unclipped term."""
+        generated half is taken apart (`_generated_term_public`), equal blocks of every class, so
+        that no real example's label decides a term without noise."""
         if labels is None or not self._generated_term_public():
             return labels
         return self.sample_labels(tf.shape(labels)[0])
@@ -665,31 +667,53 @@ class AdversarialModel(GenerativeModel):
     def _real_loss(self, real_view, labels):
         """The real half of `_discriminator_loss` on a batch of one real example (as the
         discriminator sees it, after DiffAugment), with its class term: the loss of one DP-SGD
-        example where the generated half goes unclipped (`_generated_term_public`)."""
+        example where the generated half is taken apart (`_generated_term_public`). With a class
+        head, the adversarial and the class terms apart: DP-SGD clips each to half the clip norm
+        (`dpsgd.example_clipped_sum`), so the class term, whose gradient is small beside the
+        adversarial one's, is not scaled away with it."""
         outputs = self._discriminate(real_view, labels if self.conditional else None, training=True)
-        return self._real_part(outputs, labels)
+        terms = self._real_terms(outputs, labels)
+        return terms if len(terms) > 1 else terms[0]
+
+    def _real_terms(self, outputs, labels):
+        """The real half of the discriminator's loss from its `outputs` on real examples alone, as
+        its terms: the adversarial loss with constant generated logits (whose part is then a
+        constant), and the class head's loss where there is one."""
+        logits = outputs["logits"]
+        terms = (self.loss_functions.discriminator(logits, tf.zeros_like(logits)),)
+        if self.classifier_weight > 0:
+            terms += (self.classifier_weight * losses.classification_loss(labels, outputs["class_logits"]),)
+        return terms
 
     def _real_part(self, outputs, labels):
-        """The real half of the discriminator's loss from its `outputs` on real examples alone:
-        the loss with constant generated logits, whose part is then a constant."""
-        logits = outputs["logits"]
-        loss = self.loss_functions.discriminator(logits, tf.zeros_like(logits))
-        if self.classifier_weight > 0:
-            loss += self.classifier_weight * losses.classification_loss(labels, outputs["class_logits"])
-        return loss
+        """The real half of the discriminator's loss (`_real_terms` added)."""
+        return tf.add_n(list(self._real_terms(outputs, labels)))
 
-    def _rowwise_real_loss(self):
-        """`_real_loss` as the discriminator on each real example's row followed by `_real_part`
-        (`dpsgd.RowwiseLoss`, for DP-SGD's batched pass); None where the discriminator takes labels
-        beside the rows or the loss reads them otherwise (a gradient penalty)."""
+    def _fake_loss(self, fake_view, labels):
+        """The generated half of `_discriminator_loss` on a batch of one generated example (as the
+        discriminator sees it): clipped like a real example's, without noise."""
+        outputs = self._discriminate(fake_view, labels if self.conditional else None, training=True)
+        return self._fake_part(outputs, labels)
+
+    def _fake_part(self, outputs, labels):
+        """The generated half of the discriminator's loss from its `outputs` on generated examples
+        alone: the loss with constant real logits. The class head trains on real labels only."""
+        logits = outputs["logits"]
+        return self.loss_functions.discriminator(tf.zeros_like(logits), logits)
+
+    def _rowwise_loss(self, part):
+        """`_real_loss` or `_fake_loss` (by their `part`) as the discriminator on each example's
+        row followed by `part` (`dpsgd.RowwiseLoss`, for DP-SGD's batched pass); None where the
+        discriminator takes labels beside the rows or the loss reads them otherwise (a gradient
+        penalty)."""
         if self.conditional or self.loss_functions.uses_gradient_penalty:
             return None
 
-        def rows(real_view, _):
-            return real_view[:, None]
+        def rows(view, _):
+            return view[:, None]
 
-        def head(outputs, real_view, labels):
-            return self._real_part(outputs, None)
+        def head(outputs, view, labels):
+            return part(outputs, None)
 
         return dpsgd.RowwiseLoss(self.discriminator, rows, head)
 

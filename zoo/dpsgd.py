@@ -54,14 +54,18 @@ def tensorflow_variables(variables):
 def per_example_gradients(loss, inputs, variables):
     """Each example's gradient of `loss` with respect to `variables`: for each variable a tensor
     with a leading axis over the examples of `inputs` (tensors whose first axis is the batch).
-    `loss(*rows)` takes a batch of one example and returns a scalar; it must draw no randomness
-    (pass noise in `inputs`). Vectorised over the examples (pfor), each a forward and a backward
-    pass of its own, so memory grows with the batch, not with its square."""
+    `loss(*rows)` takes a batch of one example and returns a scalar, or a tuple of scalar terms
+    (then a tuple of such lists, one per term); it must draw no randomness (pass noise in
+    `inputs`). Vectorised over the examples (pfor), each a forward and a backward pass of its
+    own, so memory grows with the batch, not with its square."""
     sources = tensorflow_variables(variables)
 
     def gradient(rows):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             value = loss(*[row[None] for row in rows])
+        if isinstance(value, tuple):
+            return tuple(tape.gradient(term, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                         for term in value)
         return tape.gradient(value, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     return tf.vectorized_map(gradient, tuple(inputs))
@@ -272,6 +276,42 @@ def rowwise_clipped_sum(rowwise: RowwiseLoss, inputs, plan, l2_norm_clip):
     return sums, norms
 
 
+def example_clipped_sum(loss, inputs, variables, l2_norm_clip, rowwise=None):
+    """The sum over the examples of `inputs` of each one's gradient of `loss` clipped to L2 norm
+    `l2_norm_clip`, the norms before clipping, and which examples were clipped: from one batched
+    pass where `rowwise` is given and `dense_plan` accepts its network and `variables`
+    (`rowwise_clipped_sum`), otherwise from every example's gradient (`per_example_gradients`,
+    `clipped_sum`). Chosen in Python, when the step is traced.
+
+    Where `loss` returns k terms, each term's gradient is clipped to `l2_norm_clip / k` on its own
+    and the k added, so an example still moves the sum by at most `l2_norm_clip`, and a term whose
+    gradient is small beside another's keeps its share instead of being scaled down with it (a
+    class head's term beside the adversarial one). An example's norm is then that of its terms'
+    gradients together, and it counts as clipped when any term was."""
+    plan = None if rowwise is None else dense_plan(rowwise.network, variables)
+    if plan is not None:
+        sums, norms = rowwise_clipped_sum(rowwise, inputs, plan, l2_norm_clip)
+        return sums, norms, norms > l2_norm_clip
+    gradients = per_example_gradients(loss, inputs, variables)
+    terms = gradients if isinstance(gradients, tuple) else (gradients,)
+    share = l2_norm_clip / len(terms)
+    parts = [clipped_sum([tf.cast(g, tf.float32) for g in term], share) for term in terms]
+    sums = [tf.add_n(list(totals)) for totals in zip(*(part_sums for part_sums, _ in parts))]
+    norms = tf.sqrt(tf.add_n([tf.square(part_norms) for _, part_norms in parts]))
+    clipped = tf.reduce_any(tf.stack([part_norms > share for _, part_norms in parts]), axis=0)
+    return sums, norms, clipped
+
+
+def clipped_mean_gradients(loss, inputs, variables, l2_norm_clip, rowwise=None):
+    """Each example's gradient of `loss` clipped to `l2_norm_clip` as in `private_gradients`, summed
+    and divided by the global batch, with no noise: for terms that read no real example (a GAN's
+    generated examples), kept on the scale of the clipped real ones they are added to."""
+    replicas, _ = streams.replicas()
+    sums, _, _ = example_clipped_sum(loss, inputs, variables, l2_norm_clip, rowwise)
+    global_batch = tf.cast(tf.shape(inputs[0])[0] * replicas, tf.float32)
+    return [total / global_batch for total in sums]
+
+
 def private_gradients(loss, inputs, variables, clipping: Clipping, seed, public=None, rowwise=None):
     """DP-SGD gradients of `variables`: each example's gradient of `loss` (see
     `per_example_gradients`; `inputs` hold this replica's share of the batch) clipped, summed,
@@ -288,12 +328,7 @@ def private_gradients(loss, inputs, variables, clipping: Clipping, seed, public=
     standard deviation `noise_multiplier * l2_norm_clip`, as on one device.
     """
     replicas, replica = streams.replicas()
-    plan = None if rowwise is None else dense_plan(rowwise.network, variables)
-    if plan is None:
-        gradients = [tf.cast(g, tf.float32) for g in per_example_gradients(loss, inputs, variables)]
-        sums, norms = clipped_sum(gradients, clipping.l2_norm_clip)
-    else:
-        sums, norms = rowwise_clipped_sum(rowwise, inputs, plan, clipping.l2_norm_clip)
+    sums, norms, clipped = example_clipped_sum(loss, inputs, variables, clipping.l2_norm_clip, rowwise)
     global_batch = tf.cast(tf.shape(inputs[0])[0] * replicas, tf.float32)
     deviation = clipping.noise_multiplier * clipping.l2_norm_clip / replicas ** 0.5
     seed = tf.cast(seed, tf.int32)
@@ -305,7 +340,7 @@ def private_gradients(loss, inputs, variables, clipping: Clipping, seed, public=
     if public is not None:
         results = [g + tf.cast(p, g.dtype) for g, p in zip(results, public)]
     results = [tf.cast(g, v.dtype) for g, v in zip(results, variables)]
-    return results, {"clipped_share": tf.reduce_mean(tf.cast(norms > clipping.l2_norm_clip, tf.float32)),
+    return results, {"clipped_share": tf.reduce_mean(tf.cast(clipped, tf.float32)),
                      "gradient_norm": tf.reduce_mean(norms)}
 
 

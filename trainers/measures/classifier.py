@@ -39,8 +39,9 @@ def classifier(spec: DataSpec, width: int = 32) -> keras.Model:
 
 
 def train_classifier(dataset: tf.data.Dataset, spec: DataSpec, *, epochs: int = 5, batch_size: int = 128,
-                     seed: int = 0) -> keras.Model:
-    """Fits `classifier(spec)` on the labelled examples of `dataset` (unbatched `{"x", "y"}`)."""
+                     seed: int = 0, steps: int | None = None) -> keras.Model:
+    """Fits `classifier(spec)` on the labelled examples of `dataset` (unbatched `{"x", "y"}`):
+    `epochs` passes, or `steps` batches of the examples repeated (reshuffled each pass) when given."""
     if spec.num_classes < 2:
         raise ValueError(f"{spec.name} has no labels to train a classifier on")
     keras.utils.set_random_seed(seed)
@@ -54,9 +55,11 @@ def train_classifier(dataset: tf.data.Dataset, spec: DataSpec, *, epochs: int = 
         dataset.map(lambda e: (tf.cast(e["x"], tf.float32), e["y"]))
         .shuffle(min(spec.num_examples or 10000, 10000), seed=seed)
         .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
     )
-    model.fit(batches, epochs=epochs, verbose=0, shuffle=False)  # the dataset shuffles itself
+    if steps is not None:
+        batches, epochs = batches.repeat(), 1
+    model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, steps_per_epoch=steps, verbose=0,
+              shuffle=False)  # the dataset shuffles itself
     return model
 
 
