@@ -59,6 +59,15 @@ def all_finite(values):
     return all(math.isfinite(float(v)) for v in values)
 
 
+@pytest.fixture(autouse=True)
+def few_usefulness_steps(monkeypatch):
+    """Evaluate's usefulness classifiers train a dozen batches in tests, not 800: the tests read the
+    report's shape, and the figures' size is measured in runs (`docs/evaluation.md`)."""
+    from synthblend.trainers import evaluate
+
+    monkeypatch.setattr(evaluate, "USEFULNESS_STEPS", 12)
+
+
 @pytest.fixture(params=zoo.names())
 def model_name(request):
     """Every registered model, one test each."""

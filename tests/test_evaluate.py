@@ -44,8 +44,7 @@ def read_report(folder):
         return json.load(file)
 
 
-def test_conditional_images_report_every_section_beside_its_floor(tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(evaluate, "USEFULNESS_STEPS", 12)
+def test_conditional_images_report_every_section_beside_its_floor(tmp_path, cache_dir):
     model_dir = trained(tmp_path, "--model=dcgan", "--dataset=shapes", "--conditional")
     out = run_evaluate(cache_dir, f"--model_dir={model_dir}")
     folder = model_dir / "evaluation"
