@@ -8,7 +8,8 @@ DP-SGD on its class term only, with no generator and no adversarial term.
 Each step draws 256 training images at random, clips each one's gradient of the class loss
 (weighted as `--classifier_weight` weighs it in the GAN) to norm 1, adds noise of
 `--noise_multiplier` (0.675 is what (10, 1e-6)-DP over 1,500 such steps allows), and applies
-Adam at `--learning_rate` and `--beta_1`. Prints the class loss on the step's batch (chance for
+Adam at `--learning_rate` and `--beta_1` (the class head's own layer at `--head_learning_rate`,
+when given). Prints the class loss on the step's batch (chance for
 four classes: 1.39) and the examples' mean gradient norm every 250 steps: what the class head of
 a private GAN could learn at the most, since in the GAN it shares the clipped gradient and the
 trunk with the adversarial term.
@@ -29,6 +30,9 @@ from synthblend.zoo import dpsgd, losses
 
 STEPS = flags.DEFINE_integer("steps", 1000, "DP-SGD steps.", lower_bound=1)
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate (the DCGAN recipe's: 2e-4).")
+HEAD_LEARNING_RATE = flags.DEFINE_float(
+    "head_learning_rate", None, "Adam learning rate of the class head's own layer, by a second optimizer "
+    "(default: --learning_rate, one optimizer for all).")
 BETA_1 = flags.DEFINE_float("beta_1", 0.5, "Adam beta_1 (the DCGAN recipe's: 0.5).")
 NOISE = flags.DEFINE_float("noise_multiplier", 0.675, "Noise standard deviation over the clip norm (0: none).")
 WIDTH = flags.DEFINE_integer("width", 8, "The discriminator's width.", lower_bound=1)
@@ -46,8 +50,14 @@ def main(argv):
                              width=WIDTH.value, discriminator_norm="layer", classifier_weight=CLASSIFIER_WEIGHT.value,
                              seed=0)
     variables = model.discriminator_variables
-    optimizer = keras.optimizers.Adam(LEARNING_RATE.value, beta_1=BETA_1.value)
-    optimizer.build(variables)
+    head = model.discriminator.get_layer("classifier").trainable_variables if HEAD_LEARNING_RATE.value else []
+    trunk = [variable for variable in variables if all(variable is not other for other in head)]
+    variables = trunk + head
+    optimizers = [(keras.optimizers.Adam(LEARNING_RATE.value, beta_1=BETA_1.value), trunk)]
+    if head:
+        optimizers.append((keras.optimizers.Adam(HEAD_LEARNING_RATE.value, beta_1=BETA_1.value), head))
+    for optimizer, group in optimizers:
+        optimizer.build(group)
     clipping = dpsgd.Clipping(l2_norm_clip=1.0, noise_multiplier=NOISE.value)
 
     def loss(image, label):
@@ -57,7 +67,9 @@ def main(argv):
     @tf.function
     def step(image, label, seed):
         gradients, metrics = dpsgd.private_gradients(loss, (image, label), variables, clipping, seed)
-        optimizer.apply_gradients(zip(gradients, variables))
+        for optimizer, group in optimizers:
+            optimizer.apply_gradients(zip(gradients[:len(group)], group))
+            gradients = gradients[len(group):]
         outputs = model._discriminate(image, label, training=False)
         return losses.classification_loss(label, outputs["class_logits"]), metrics["gradient_norm"]
 

@@ -595,13 +595,13 @@ class AdversarialModel(GenerativeModel):
             # here is a sum of a real and a generated part) and the auxiliary term (which reads only
             # generated samples: `make_private` checks) are functions of the already private
             # weights and of public noise and labels: no noise. Each generated example's gradient
-            # is clipped as a real one's adversarial term is (to the clip norm's share of that
-            # term, `_real_loss`), so that the two halves weigh as in the plain step.
+            # is clipped to the clip norm as a real one's is, so that the two halves weigh about as
+            # in the plain step (unclipped, the generated half would outweigh the real one hundreds
+            # of times).
             views = tf.split(both, 2, axis=0)
-            share = self.privacy.l2_norm_clip / (2 if self.classifier_weight > 0 else 1)
             public = dpsgd.clipped_mean_gradients(
                 self._fake_loss, (tf.stop_gradient(views[1]), fake_labels if self.conditional else tf.zeros_like(real[:, :1])),
-                self.discriminator_variables, share, rowwise=self._rowwise_loss(self._fake_part))
+                self.discriminator_variables, self.privacy.l2_norm_clip, rowwise=self._rowwise_loss(self._fake_part))
             if auxiliary is not None:
                 public = [p + a for p, a in zip(public, dpsgd.public_gradients(tape, auxiliary, self.discriminator_variables))]
             metrics.update(dpsgd.apply_private_gradients(

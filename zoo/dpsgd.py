@@ -5,8 +5,11 @@
 loss as a function of one example (with the step's noise passed in), clips each example's
 gradient to L2 norm `l2_norm_clip` over all the variables together, sums them, adds Gaussian
 noise of standard deviation `noise_multiplier * l2_norm_clip` and divides by the global batch size
-(Abadi et al. 2016). Terms that depend on no real example (InfoGAN's code loss on generated
-samples) are added unclipped: their gradient is a function of the already private weights.
+(Abadi et al. 2016). Terms that depend on no real example get no noise: their gradient is a
+function of the already private weights. They are added as they are (InfoGAN's code loss on
+generated samples, `public_gradients`) or clipped per example to keep their weight beside the
+clipped real examples (a GAN's generated half, `clipped_mean_gradients`). A loss of several
+terms has each term clipped apart to its share of the clip norm (`example_clipped_sum`).
 
 The clipped sum is computed one of two ways, chosen when the step is traced; both give the same
 sum up to float rounding:
