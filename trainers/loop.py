@@ -175,11 +175,10 @@ class Trainer:
         self.checkpoints = distribute.checkpoint_manager(
             self.strategy, checkpoint, os.path.join(model_dir, CHECKPOINT_FOLDER), self.config.keep_checkpoints
         )
-        # XLA compiles the step itself; the loop around it pulls batches from the iterator,
-        # which XLA cannot compile.
-        self._step = self._replica_step
-        if self.config.jit_compile:
-            self._step = tf.function(self._replica_step, jit_compile=True)
+        # The step is a function of its own, traced once and called at both of the loop's call
+        # sites (inlined, it would be traced twice). XLA compiles the step itself; the loop around
+        # it pulls batches from the iterator, which XLA cannot compile.
+        self._step = tf.function(self._replica_step, jit_compile=True if self.config.jit_compile else None)
         self._train = tf.function(self._steps)
         self._skip = tf.function(self._skip_batches)
         self._writer = tf.summary.create_file_writer(model_dir) if self.is_chief else tf.summary.create_noop_writer()
