@@ -37,6 +37,12 @@ BETA_1 = flags.DEFINE_float("beta_1", 0.5, "Adam beta_1 (the DCGAN recipe's: 0.5
 NOISE = flags.DEFINE_float("noise_multiplier", 0.675, "Noise standard deviation over the clip norm (0: none).")
 WIDTH = flags.DEFINE_integer("width", 8, "The discriminator's width.", lower_bound=1)
 CLASSIFIER_WEIGHT = flags.DEFINE_float("classifier_weight", 5.0, "Weight of the class loss.")
+flags.register_validator("learning_rate", lambda value: value > 0, "--learning_rate must be > 0")
+flags.register_validator("head_learning_rate", lambda value: value is None or value > 0,
+                         "--head_learning_rate must be > 0")
+flags.register_validator("beta_1", lambda value: 0 <= value < 1, "--beta_1 must lie in [0, 1)")
+flags.register_validator("noise_multiplier", lambda value: value >= 0, "--noise_multiplier must be >= 0")
+flags.register_validator("classifier_weight", lambda value: value > 0, "--classifier_weight must be > 0")
 BATCH = 256
 EXAMPLES = 20000
 

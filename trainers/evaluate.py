@@ -184,7 +184,7 @@ def flat(data: np.ndarray, spec: DataSpec) -> np.ndarray:
     return (data - np.asarray(spec.loc, np.float32)) / np.asarray(spec.scale, np.float32)
 
 
-def usefulness(spec, synthetic, synthetic_labels, train, holdout, steps: int = None) -> dict:
+def usefulness(spec, synthetic, synthetic_labels, train, holdout, steps: int | None = None) -> dict:
     """Accuracy on the real held-out data of the classifier trained on synthetic data (TSTR)
     and on as many real training examples (TRTR), each for `steps` batches (default
     `USEFULNESS_STEPS`) whatever the number of examples, so that neither is cut short."""
